@@ -1,0 +1,212 @@
+"""The llama.cpp backend (llama-cpp-python): GGUF files, CPU or CUDA offload.
+
+Uses llama-cpp-python's `Llama` for loading, batching and tokenizing, and llama.cpp's native sampler
+chain for sampling, so the per-token cost is the same as llama-cpp-python's own `generate()`.
+Token text is read with special=True: `<think>` and `</think>` stay in the stream, where the
+engine's ReasoningSplitter needs them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.api import SamplingParams
+from engine.backends.base import Sampler
+from engine.errors import ContextOverflow, ModelLoadError
+from engine.gguf_file import GgufMetadata
+
+
+@dataclass(frozen=True)
+class LlamaLoadOptions:
+    n_gpu_layers: int = -1  # -1: every layer that the build can offload (all on CPU builds)
+    n_ctx: int = 8192
+    n_threads: int | None = None
+    flash_attn: bool = True
+    n_batch: int = 512
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelLoadError(
+            "llama-cpp-python is not installed, so GGUF models cannot run.",
+            "Install it with: CMAKE_ARGS=\"-DGGML_CUDA=on\" pip install llama-cpp-python",
+        ) from exc
+    return llama_cpp
+
+
+_CTX_STEP = 256
+
+
+class LlamaSampler:
+    """A native llama.cpp sampler chain for one request."""
+
+    def __init__(self, lib: Any, params: SamplingParams) -> None:
+        self._lib = lib
+        chain_params = lib.llama_sampler_chain_default_params()
+        chain_params.no_perf = True
+        self.chain = lib.llama_sampler_chain_init(chain_params)
+
+        def add(stage: Any) -> None:
+            lib.llama_sampler_chain_add(self.chain, stage)
+
+        if params.temperature == 0:
+            add(lib.llama_sampler_init_greedy())
+            return
+        if params.top_k > 0:
+            add(lib.llama_sampler_init_top_k(params.top_k))
+        if params.top_p < 1.0:
+            add(lib.llama_sampler_init_top_p(params.top_p, 1))
+        if params.min_p > 0.0:
+            add(lib.llama_sampler_init_min_p(params.min_p, 1))
+        add(lib.llama_sampler_init_temp(params.temperature))
+        seed = params.seed if params.seed is not None else random.getrandbits(32)
+        add(lib.llama_sampler_init_dist(seed))
+
+    def close(self) -> None:
+        if self.chain is not None:
+            self._lib.llama_sampler_free(self.chain)
+            self.chain = None
+
+
+class LlamaCppBackend:
+    """One loaded GGUF model and its single running sequence."""
+
+    name = "llama.cpp"
+
+    def __init__(self, meta: GgufMetadata, options: LlamaLoadOptions) -> None:
+        lib = _import_llama_cpp()
+        self._lib = lib
+        self.meta = meta
+        n_ctx = options.n_ctx if options.n_ctx > 0 else meta.context_length
+        # llama.cpp pads the context to a multiple of 256; Llama's own arrays must be that size too.
+        n_ctx = max(_CTX_STEP, -(-n_ctx // _CTX_STEP) * _CTX_STEP)
+        if meta.context_length:
+            n_ctx = min(n_ctx, meta.context_length)
+        threads = options.n_threads or max(1, (os.cpu_count() or 2))
+        try:
+            self._llm = lib.Llama(
+                model_path=str(meta.path), n_gpu_layers=options.n_gpu_layers, n_ctx=n_ctx,
+                n_batch=options.n_batch, n_ubatch=options.n_batch, n_threads=threads,
+                n_threads_batch=threads, flash_attn=options.flash_attn, verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load {meta.path.name} (architecture '{meta.architecture}'): {exc}.",
+                "If the architecture is new, update llama-cpp-python; if memory is short, "
+                "load fewer GPU layers or a smaller context.",
+            ) from exc
+        self.n_ctx = min(int(self._llm.n_ctx()), len(self._llm.input_ids))
+        self._tokens: list[int] = []
+        self.n_gpu_layers = options.n_gpu_layers if lib.llama_supports_gpu_offload() else 0
+        self._vocab = self._llm._model.vocab
+        self._piece_cache: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        n_vocab = int(lib.llama_vocab_n_tokens(self._vocab))
+        self.eog_ids = frozenset(t for t in range(n_vocab) if lib.llama_vocab_is_eog(self._vocab, t))
+        self.special_tokens = self._control_token_strings(n_vocab)
+        self.add_bos = bool(lib.llama_vocab_get_add_bos(self._vocab))
+        self.bos_id = int(lib.llama_vocab_bos(self._vocab))
+
+    def _control_token_strings(self, n_vocab: int) -> tuple[str, ...]:
+        lib = self._lib
+        mask = lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_USER_DEFINED
+        found = []
+        for token in range(n_vocab):
+            if lib.llama_vocab_get_attr(self._vocab, token) & mask:
+                text = self._piece(token).decode("utf-8", "replace")
+                if text.strip():
+                    found.append(text)
+        return tuple(found)
+
+    # -- the step protocol ---------------------------------------------------------------------
+
+    @property
+    def tokens(self) -> Sequence[int]:
+        return self._tokens
+
+    @property
+    def n_past(self) -> int:
+        return len(self._tokens)
+
+    def tokenize(self, text: str, *, special: bool) -> list[int]:
+        if not text:
+            return []
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+
+    def token_bytes(self, token: int) -> bytes:
+        piece = self._piece_cache.get(token)
+        if piece is None:
+            piece = self._piece_cache[token] = self._piece(token)
+        return piece
+
+    def _piece(self, token: int) -> bytes:
+        n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf, len(self._piece_buf), 0, True)
+        if n < 0:  # longer than the buffer: llama.cpp returns the size it needs
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self._vocab, token, buf, -n, 0, True)
+            return bytes(buf.raw[:n])
+        return bytes(self._piece_buf.raw[:n])
+
+    def feed(self, tokens: Sequence[int]) -> None:
+        if not tokens:
+            return
+        if len(self._tokens) + len(tokens) > self.n_ctx:
+            raise ContextOverflow(
+                f"The conversation needs {len(self._tokens) + len(tokens):,} tokens; the model was loaded "
+                f"with a {self.n_ctx:,}-token context.",
+                "Start a new conversation, shorten this one, or reload the model with a larger context.",
+            )
+        try:
+            self._llm.eval(tokens)
+        except BaseException:
+            # A failed or interrupted batch leaves the state undefined: start clean next time.
+            self.reset()
+            raise
+        self._tokens.extend(tokens)
+
+    def truncate(self, n_tokens: int) -> bool:
+        if n_tokens >= len(self._tokens):
+            return n_tokens == len(self._tokens)
+        if self._llm._ctx.kv_cache_seq_rm(-1, n_tokens, -1):
+            self._llm.n_tokens = n_tokens
+            del self._tokens[n_tokens:]
+            return True
+        return False
+
+    def reset(self) -> None:
+        self._llm.reset()
+        self._tokens = []
+
+    def make_sampler(self, params: SamplingParams) -> LlamaSampler:
+        return LlamaSampler(self._lib, params)
+
+    def sample(self, sampler: Sampler) -> int:
+        assert isinstance(sampler, LlamaSampler)
+        return int(self._lib.llama_sampler_sample(sampler.chain, self._llm._ctx.ctx, -1))
+
+    def snapshot(self) -> bytes:
+        ctx = self._llm._ctx.ctx
+        size = self._lib.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        written = self._lib.llama_state_seq_get_data(ctx, buf, size, 0)
+        return bytes(buf)[:written]
+
+    def restore(self, snapshot: object, tokens: Sequence[int]) -> None:
+        assert isinstance(snapshot, bytes)
+        self._llm.reset()
+        buf = (ctypes.c_uint8 * len(snapshot)).from_buffer_copy(snapshot)
+        if self._lib.llama_state_seq_set_data(self._llm._ctx.ctx, buf, len(snapshot), 0) != len(snapshot):
+            raise RuntimeError("llama.cpp refused a saved state")
+        self._llm.input_ids[: len(tokens)] = tokens
+        self._llm.n_tokens = len(tokens)
+        self._tokens = list(tokens)
+
+    def close(self) -> None:
+        self._llm.close()

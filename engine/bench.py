@@ -1,0 +1,98 @@
+"""Benchmarks of the engine on a model: our generation loop, and a bare llama-cpp-python loop beside it.
+
+Figures, not assertions: runs alternate between the two loops (ABAB...) on the same loaded model so
+that a noisy machine slows both alike, and the ratio of medians is what to read.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from engine.api import SamplingParams, Usage
+from engine.backends.llama_cpp import LlamaCppBackend
+from engine.generation import LoopOptions, generate_tokens
+from engine.prefix_cache import PrefixCache
+
+_FILLER = (
+    "The quick brown fox jumps over the lazy dog while the engineers measure how fast a reasoning "
+    "model reads and writes tokens on their own machine. "
+)
+
+
+@dataclass(frozen=True)
+class BenchFigures:
+    loop: str
+    time_to_first_token_s: float
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+
+
+def synthetic_prompt(backend: LlamaCppBackend, n_tokens: int) -> list[int]:
+    """Exactly `n_tokens` tokens of plain English."""
+    pieces = backend.tokenize(_FILLER, special=False)
+    repeats = n_tokens // max(1, len(pieces)) + 1
+    return (pieces * repeats)[:n_tokens]
+
+
+class _Never:
+    def is_set(self) -> bool:
+        return False
+
+
+def run_engine_loop(backend: LlamaCppBackend, prompt: list[int], gen_tokens: int) -> BenchFigures:
+    backend.reset()
+    params = SamplingParams(temperature=0.0, max_tokens=gen_tokens, ignore_eos=True)
+    usage: Usage | None = None
+    events = generate_tokens(backend, PrefixCache(backend), prompt, LoopOptions(params), _Never(),
+                             lambda text: backend.tokenize(text, special=True))
+    for event in events:
+        if isinstance(event, Usage):
+            usage = event
+    assert usage is not None
+    return BenchFigures("engine", usage.time_to_first_token_s, usage.prefill_tokens_per_s, usage.decode_tokens_per_s)
+
+
+def run_bare_loop(backend: LlamaCppBackend, prompt: list[int], gen_tokens: int) -> BenchFigures:
+    """llama-cpp-python's own `Llama.generate`, greedy, nothing else."""
+    llm = backend._llm
+    llm.reset()
+    start = time.perf_counter()
+    first = start
+    count = 0
+    for token in llm.generate(prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, reset=True):
+        count += 1
+        if count == 1:
+            first = time.perf_counter()
+        if count >= gen_tokens:
+            break
+        del token
+    end = time.perf_counter()
+    prefill = first - start
+    return BenchFigures("bare llama-cpp-python", prefill, len(prompt) / prefill if prefill else 0.0,
+                        (count - 1) / (end - first) if end > first else 0.0)
+
+
+def compare(backend: LlamaCppBackend, prompt_tokens: int, gen_tokens: int, rounds: int,
+            bare: bool = True) -> Iterator[BenchFigures]:
+    """Alternate the loops `rounds` times; yields every run's figures as it completes."""
+    prompt = synthetic_prompt(backend, prompt_tokens)
+    for _ in range(rounds):
+        yield run_engine_loop(backend, prompt, gen_tokens)
+        if bare:
+            yield run_bare_loop(backend, prompt, gen_tokens)
+
+
+def medians(runs: list[BenchFigures]) -> dict[str, BenchFigures]:
+    out = {}
+    for loop in dict.fromkeys(r.loop for r in runs):
+        mine = [r for r in runs if r.loop == loop]
+        out[loop] = BenchFigures(
+            loop,
+            statistics.median(r.time_to_first_token_s for r in mine),
+            statistics.median(r.prefill_tokens_per_s for r in mine),
+            statistics.median(r.decode_tokens_per_s for r in mine),
+        )
+    return out

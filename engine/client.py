@@ -1,0 +1,183 @@
+"""EngineClient: the front ends' only door to the engine, which runs in a worker process.
+
+Every front end (CLI, GUI, server) loads models and streams answers through this class. Events
+arrive as the worker produces them. `cancel()` may be called from any thread: the first call sets a
+flag the generation loop checks before every token; a second call while the answer is still running
+kills the worker. When the worker dies (a crash, an out-of-memory kill) the stream ends with an Error
+that says so, and the next request starts a fresh worker and reloads the same model.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import threading
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from engine.api import EngineEvent, Error, Finished, FinishReason, GenerationRequest, ModelInfo
+from engine.session import LoadSpec
+from engine.worker import Done, serve
+
+_POLL_S = 0.05
+
+
+def describe_exit(exitcode: int | None) -> Error:
+    """Turn a dead worker's exit code into a message a person can act on."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        if -exitcode == signal.SIGKILL:
+            return Error(
+                "The engine process was killed (SIGKILL). This usually means the system ran out of memory.",
+                "Close other programs, or load the model with a shorter context, fewer GPU layers or a smaller quant.",
+                "crash",
+            )
+        what = {"SIGSEGV": "a segmentation fault", "SIGABRT": "an abort", "SIGBUS": "a bus error"}.get(name, name)
+        return Error(f"The engine process crashed ({what}).",
+                     "Send your message again to restart it with the same model. If it happens again, try fewer "
+                     "GPU layers, a smaller context or a smaller quant.", "crash")
+    return Error(f"The engine process stopped unexpectedly (exit code {exitcode}).",
+                 "Send your message again to restart it with the same model.", "crash")
+
+
+class EngineClient:
+    """Owns the worker process. Methods are for one caller thread, except `cancel()` (any thread)."""
+
+    def __init__(self) -> None:
+        self._ctx = mp.get_context("spawn")
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._cancel = self._ctx.Event()
+        self._busy = threading.Event()
+        self._cancel_requests = 0
+        self._killed_by_user = False
+        self._spec: LoadSpec | None = None
+        self.model: ModelInfo | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._process.pid if self._process is not None and self._process.is_alive() else None
+
+    def _ensure_worker(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            return
+        self._discard_worker()
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=serve, args=(child, self._cancel), name="nemotron-engine", daemon=True)
+        process.start()
+        child.close()
+        self._process, self._conn = process, parent
+
+    def _discard_worker(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join(5)
+        self._process = self._conn = None
+
+    def close(self) -> None:
+        """End the worker (its memory, GPU memory included, goes with it)."""
+        if self._conn is not None and self._process is not None and self._process.is_alive():
+            try:
+                self._conn.send(("shutdown", None))
+                self._process.join(5)
+            except OSError:
+                pass
+        self._discard_worker()
+        self.model = None
+
+    def __enter__(self) -> EngineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def load(self, spec: LoadSpec) -> Iterator[EngineEvent]:
+        """Load a model in the worker; yields LoadProgress, then ModelInfo or Error."""
+        self._spec = spec
+        self.model = None
+        self._ensure_worker()
+        for event in self._command("load", spec):
+            if isinstance(event, ModelInfo):
+                self.model = event
+            yield event
+
+    def unload(self) -> None:
+        """Free the model by ending the worker: the only way to be sure the GPU memory is back."""
+        self._spec = None
+        self.close()
+
+    def generate(self, request: GenerationRequest) -> Iterator[EngineEvent]:
+        """Stream the events of one answer. Ends with Finished or Error."""
+        if self.model is None:
+            if self._spec is None:
+                yield Error("No model is loaded.", "Load a model first.", "no_model")
+                return
+            for event in self.load(self._spec):  # a fresh worker after a crash
+                yield event
+                if isinstance(event, Error):
+                    return
+        self._cancel.clear()
+        self._cancel_requests = 0
+        self._killed_by_user = False
+        yield from self._command("generate", request)
+
+    def cancel(self) -> None:
+        """Stop the running answer: first within one token, a second call by killing the worker."""
+        if not self._busy.is_set():
+            return
+        self._cancel_requests += 1
+        self._cancel.set()
+        if self._cancel_requests >= 2 and self._process is not None:
+            self._killed_by_user = True
+            self._process.kill()
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _command(self, command: str, payload: Any) -> Iterator[EngineEvent]:
+        assert self._conn is not None and self._process is not None
+        conn, process = self._conn, self._process
+        self._busy.set()
+        try:
+            try:
+                conn.send((command, payload))
+            except OSError:
+                yield from self._worker_died(process)
+                return
+            while True:
+                try:
+                    if not conn.poll(_POLL_S):
+                        if not process.is_alive():
+                            yield from self._worker_died(process)
+                            return
+                        continue
+                    event = conn.recv()
+                except (EOFError, OSError):
+                    yield from self._worker_died(process)
+                    return
+                if isinstance(event, Done):
+                    return
+                yield event
+        finally:
+            self._busy.clear()
+
+    def _worker_died(self, process: BaseProcess) -> Iterator[EngineEvent]:
+        process.join(5)
+        exitcode = process.exitcode
+        self._discard_worker()
+        self.model = None  # the next request reloads self._spec in a fresh worker
+        if self._killed_by_user:
+            yield Finished(FinishReason.CANCELLED)
+        else:
+            yield describe_exit(exitcode)

@@ -1,0 +1,198 @@
+"""The one generation loop, shared by every backend.
+
+    sample → detokenize (UTF-8 safe) → ReasoningSplitter → stop strings → BudgetController → feed
+
+`generate_tokens` is the whole decode loop over a prompt that is already tokenized; it yields the
+engine's events. Cancellation is a flag checked before every token, so a cancel is honoured within
+one token. Reasoning closed by the budget is closed *in this sequence*: the closing tokens are fed
+into the backend like generated ones and the model goes on to answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from engine.api import (
+    ContentDelta,
+    Finished,
+    FinishReason,
+    GenerationEvent,
+    ReasoningDelta,
+    ReasoningEnded,
+    SamplingParams,
+    Usage,
+)
+from engine.backends.base import Backend
+from engine.budget import CLOSE_CUT, BudgetController
+from engine.prefix_cache import PrefixCache
+from engine.reasoning import Phase, ReasoningSplitter
+from engine.streaming import StopMatcher, Utf8Stream
+
+
+class CancelFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """What the loop needs beyond the sampling parameters."""
+
+    sampling: SamplingParams
+    starts_in_reasoning: bool = False
+    reasoning_budget: int | None = None
+    checkpoint_at: int | None = None  # prompt position worth a state snapshot (last turn start)
+
+
+class _Clock:
+    """Timestamps for the usage figures."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.prefilled = self.start
+        self.first_token: float | None = None
+        self.end = self.start
+
+    def usage(self, prompt: int, cached: int, reasoning: int, answer: int) -> Usage:
+        first = self.first_token if self.first_token is not None else self.end
+        prefill_s = self.prefilled - self.start
+        decode_s = self.end - first
+        generated = reasoning + answer
+        return Usage(
+            prompt_tokens=prompt,
+            cached_prompt_tokens=cached,
+            reasoning_tokens=reasoning,
+            answer_tokens=answer,
+            time_to_first_token_s=first - self.start,
+            prefill_tokens_per_s=(prompt - cached) / prefill_s if prefill_s > 0 else 0.0,
+            decode_tokens_per_s=(generated - 1) / decode_s if generated > 1 and decode_s > 0 else 0.0,
+        )
+
+
+class _Run:
+    """State of one generation; `step` handles one token."""
+
+    def __init__(self, backend: Backend, options: LoopOptions, tokenize_closing: Callable[[str], list[int]]):
+        self.backend = backend
+        self.params = options.sampling
+        self.text = Utf8Stream()
+        self.splitter = ReasoningSplitter(starts_in_reasoning=options.starts_in_reasoning)
+        self.stops = StopMatcher(self.params.stop)
+        self.tokenize_closing = tokenize_closing
+        self.budget = BudgetController(options.reasoning_budget, self.params.max_tokens,
+                                       closing_length=len(tokenize_closing(CLOSE_CUT)))
+        self.reasoning_tokens = 0
+        self.answer_tokens = 0
+        self.was_reasoning = self.in_reasoning
+
+    @property
+    def in_reasoning(self) -> bool:
+        return self.splitter.phase is Phase.REASONING
+
+    @property
+    def generated(self) -> int:
+        return self.reasoning_tokens + self.answer_tokens
+
+    def tokens_left(self) -> int:
+        return min(self.params.max_tokens - self.generated, self.backend.n_ctx - self.backend.n_past)
+
+    def absorb(self, data: bytes, out: list[GenerationEvent], *, forced: bool = False) -> None:
+        """Run a token's bytes through detokenizer, splitter and stop matcher into `out`."""
+        self.route(self.splitter.feed(self.text.feed(data)), out, forced=forced)
+
+    def route(self, deltas: Sequence[ReasoningDelta | ContentDelta], out: list[GenerationEvent],
+              *, forced: bool = False) -> None:
+        for delta in deltas:
+            if isinstance(delta, ContentDelta):
+                visible = self.stops.feed(delta.text)
+                if visible:
+                    out.append(ContentDelta(visible))
+            else:
+                out.append(delta)
+        if self.was_reasoning and not self.in_reasoning:
+            self.was_reasoning = False
+            out.append(ReasoningEnded(by_budget=forced or self.budget.closed_by_budget,
+                                      reasoning_tokens=self.reasoning_tokens))
+
+    def force_close(self, closing: str, out: list[GenerationEvent]) -> list[int]:
+        ids = self.tokenize_closing(closing)
+        self.reasoning_tokens += len(ids)
+        for token in ids:
+            self.absorb(self.backend.token_bytes(token), out, forced=True)
+        return ids
+
+    def finish(self, out: list[GenerationEvent]) -> None:
+        """End of generation not caused by a stop string: flush everything held back."""
+        self.route(self.splitter.feed(self.text.finish()), out)
+        self.route(self.splitter.finish(), out)
+        tail = self.stops.finish()
+        if tail:
+            out.append(ContentDelta(tail))
+
+
+def generate_tokens(
+    backend: Backend,
+    cache: PrefixCache,
+    prompt: Sequence[int],
+    options: LoopOptions,
+    cancel: CancelFlag,
+    tokenize_closing: Callable[[str], list[int]],
+) -> Iterator[GenerationEvent]:
+    """Prefill `prompt` and generate until a stop, the length limit or a cancel."""
+    clock = _Clock()
+    cached = cache.prefill(prompt, options.checkpoint_at)
+    clock.prefilled = time.perf_counter()
+    run = _Run(backend, options, tokenize_closing)
+    sampler = backend.make_sampler(options.sampling)
+    reason = FinishReason.LENGTH
+    try:
+        out: list[GenerationEvent] = []
+        if run.in_reasoning:
+            opening = run.budget.close_before_start()
+            if opening is not None:
+                backend.feed(run.force_close(opening, out))
+        while True:
+            if out:
+                yield from out
+                out.clear()
+            if cancel.is_set():
+                reason = FinishReason.CANCELLED
+                break
+            if run.tokens_left() <= 0:
+                break
+            token = backend.sample(sampler)
+            if clock.first_token is None:
+                clock.first_token = time.perf_counter()
+            if token in backend.eog_ids and not options.sampling.ignore_eos:
+                reason = FinishReason.STOP
+                break
+            in_reasoning = run.in_reasoning
+            if in_reasoning:
+                run.reasoning_tokens += 1
+            else:
+                run.answer_tokens += 1
+            data = backend.token_bytes(token)
+            run.absorb(data, out)
+            run.was_reasoning = run.was_reasoning or run.in_reasoning  # a model that opened <think> itself
+            if run.stops.stopped:
+                reason = FinishReason.STOP
+                break
+            to_feed = [token]
+            if in_reasoning and run.in_reasoning:
+                closing = run.budget.after_reasoning_token(
+                    run.reasoning_tokens, data.decode("utf-8", "replace"), run.tokens_left())
+                if closing is not None:
+                    to_feed += run.force_close(closing, out)
+            if run.tokens_left() <= 0 or len(to_feed) > backend.n_ctx - backend.n_past:
+                break  # length: no room to go on, and no need to evaluate what we stop at
+            backend.feed(to_feed)
+        if not run.stops.stopped:
+            run.finish(out)
+        yield from out
+    finally:
+        sampler.close()
+    clock.end = time.perf_counter()
+    yield clock.usage(len(prompt), cached, run.reasoning_tokens, run.answer_tokens)
+    yield Finished(reason)

