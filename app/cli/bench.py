@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         print(_row(figures))
     if len(summary) == 2:
         ours, bare = summary["engine"], summary["bare llama-cpp-python"]
+        overhead_us = (1 / ours.decode_tokens_per_s - 1 / bare.decode_tokens_per_s) * 1e6
         print(f"engine decode speed / bare: {ours.decode_tokens_per_s / bare.decode_tokens_per_s:.3f} "
-              f"(prefill {ours.prefill_tokens_per_s / bare.prefill_tokens_per_s:.3f})")
+              f"(prefill {ours.prefill_tokens_per_s / bare.prefill_tokens_per_s:.3f}); "
+              f"engine cost per token: {overhead_us:+.0f} µs")
     session.unload()
     return 0

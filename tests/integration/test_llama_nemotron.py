@@ -1,0 +1,141 @@
+"""The reasoning machinery on the real architecture: a tiny random `nemotron_h_moe` GGUF in llama.cpp,
+with the real chat template and special tokens. Random weights think forever and rarely end a
+line, which is exactly what exercises the budget rule."""
+
+from __future__ import annotations
+
+from engine.api import FinishReason, GenerationRequest, Message, SamplingParams
+from engine.budget import CLOSE_AT_NEWLINE, CLOSE_CUT, answer_reserve
+from engine.session import EngineSession
+from tests.conftest import load_session
+from tests.integration.helpers import Answer, CancelAfter, collect
+
+QUESTION = (Message("user", "Why is the sky blue?"),)
+
+
+def ask(session: EngineSession, messages: tuple[Message, ...] = QUESTION, *, max_tokens: int = 800,
+        seed: int = 7, **kw: object) -> Answer:
+    sampling = SamplingParams(temperature=1.0, seed=seed, max_tokens=max_tokens)
+    return collect(session.generate(GenerationRequest(messages, sampling=sampling, **kw)))  # type: ignore[arg-type]
+
+
+def sequence_after_prompt(session: EngineSession, answer: Answer) -> list[int]:
+    assert session.backend is not None
+    return list(session.backend.tokens[answer.usage.prompt_tokens:])
+
+
+def think_ids(session: EngineSession) -> tuple[int, int]:
+    assert session.backend is not None
+    (open_id,) = session.backend.tokenize("<think>", special=True)
+    (close_id,) = session.backend.tokenize("</think>", special=True)
+    return open_id, close_id
+
+
+def test_model_is_the_hybrid_architecture(nemotron_session: EngineSession) -> None:
+    info = nemotron_session.info
+    assert info is not None and info.architecture == "nemotron_h_moe" and info.has_thinking
+
+
+def test_thinking_on_streams_reasoning_first(nemotron_session: EngineSession) -> None:
+    answer = ask(nemotron_session, max_tokens=64)
+    assert not answer.errors
+    assert answer.usage.reasoning_tokens > 0
+    assert "<think>" not in answer.content and "</think>" not in answer.content
+
+
+def test_budget_ends_the_reasoning_in_the_same_sequence(nemotron_session: EngineSession) -> None:
+    budget = 24
+    answer = ask(nemotron_session, reasoning_budget=budget)
+    assert not answer.errors
+    (ended,) = answer.ended
+    assert ended.by_budget
+    closing = 5  # at most ".\n</think>\n\n" in this vocabulary's tokens
+    assert budget <= ended.reasoning_tokens <= budget + 500 + closing
+    # the closing sequence was fed into the running sequence, the prompt evaluated once
+    _, close_id = think_ids(nemotron_session)
+    generated = sequence_after_prompt(nemotron_session, answer)
+    assert close_id in generated
+    assert answer.usage.answer_tokens > 0 or answer.finish is FinishReason.STOP
+
+
+def split_forced_closing(session: EngineSession, answer: Answer) -> tuple[list[int], str]:
+    """The model's own reasoning tokens, and which closing text the engine fed after them."""
+    assert session.backend is not None
+    (ended,) = answer.ended
+    generated = sequence_after_prompt(session, answer)
+    for closing in (CLOSE_CUT, "\n" + CLOSE_AT_NEWLINE, CLOSE_AT_NEWLINE):
+        ids = session.backend.tokenize(closing, special=True)
+        k = ended.reasoning_tokens - len(ids)
+        if generated[k:k + len(ids)] == ids:
+            return generated[:k], closing
+    raise AssertionError("no closing sequence where the reasoning ended")
+
+
+def test_budget_newline_rule_on_real_generation(nemotron_session: EngineSession) -> None:
+    budget = 16
+    backend = nemotron_session.backend
+    assert backend is not None
+    for seed in range(1, 6):
+        answer = ask(nemotron_session, reasoning_budget=budget, seed=seed, max_tokens=2000)
+        model_tokens, closing = split_forced_closing(nemotron_session, answer)
+        texts = [backend.token_bytes(t).decode("utf-8", "replace") for t in model_tokens]
+        assert len(model_tokens) >= budget
+        # no line ended between the budget and the last model token, or it would have closed there
+        assert not any("\n" in t for t in texts[budget - 1:-1])
+        if closing == CLOSE_CUT:
+            assert len(model_tokens) == budget + 500
+        else:
+            assert "\n" in texts[-1]
+
+
+def test_budget_zero_closes_at_once(nemotron_session: EngineSession) -> None:
+    answer = ask(nemotron_session, reasoning_budget=0, max_tokens=32)
+    assert answer.reasoning == ""
+    (ended,) = answer.ended
+    assert ended.by_budget
+    _, close_id = think_ids(nemotron_session)
+    assert sequence_after_prompt(nemotron_session, answer)[0] == close_id
+
+
+def test_thinking_off(nemotron_session: EngineSession) -> None:
+    answer = ask(nemotron_session, thinking=False, max_tokens=32)
+    assert answer.reasoning == "" and not answer.ended
+    assert answer.usage.reasoning_tokens == 0
+    assert nemotron_session.formatter is not None
+    prompt = nemotron_session.formatter.render(list(QUESTION), thinking=False)
+    assert prompt.endswith("<|im_start|>assistant\n<think></think>")
+
+
+def test_empty_answer_guard_leaves_room_for_an_answer(nemotron_session: EngineSession) -> None:
+    answer = ask(nemotron_session, max_tokens=64)  # no budget at all
+    if answer.finish is FinishReason.STOP:
+        return  # the random model ended on its own; nothing to guard
+    (ended,) = answer.ended
+    assert ended.by_budget
+    assert ended.reasoning_tokens <= 64 - answer_reserve(64)
+
+
+def test_cancel_within_one_token(nemotron_session: EngineSession) -> None:
+    request = GenerationRequest(QUESTION, sampling=SamplingParams(seed=3, max_tokens=500, ignore_eos=True))
+    answer = collect(nemotron_session.generate(request, CancelAfter(10)))
+    assert answer.finish is FinishReason.CANCELLED
+    assert answer.usage.completion_tokens == 10
+
+
+def test_multi_turn_resumes_from_a_snapshot(nemotron_session: EngineSession, tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    first = ask(nemotron_session, reasoning_budget=8, max_tokens=64)
+    history = (*QUESTION, Message("assistant", first.content.strip(), reasoning=first.reasoning),
+               Message("user", "And at sunset?"))
+    second = ask(nemotron_session, history, reasoning_budget=8, max_tokens=64)
+    assert not second.errors
+    # Mamba state cannot be rolled back, and the reasoning is dropped from history: the prompt up to
+    # the previous turn's start comes from the snapshot taken then.
+    assert second.usage.cached_prompt_tokens > 0
+    # resuming from the snapshot gives exactly what a cold start gives
+    cold = load_session(tiny_nemotron.gguf_path, n_ctx=4096)
+    try:
+        again = ask(cold, history, reasoning_budget=8, max_tokens=64)
+    finally:
+        cold.unload()
+    assert again.usage.cached_prompt_tokens == 0
+    assert (again.reasoning, again.content) == (second.reasoning, second.content)
