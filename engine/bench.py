@@ -77,12 +77,12 @@ def run_bare_loop(backend: LlamaCppBackend, prompt: list[int], gen_tokens: int) 
 
 def compare(backend: LlamaCppBackend, prompt_tokens: int, gen_tokens: int, rounds: int,
             bare: bool = True) -> Iterator[BenchFigures]:
-    """Alternate the loops `rounds` times; yields every run's figures as it completes."""
+    """Alternate the loops `rounds` times (ABBA order, so drift hits both alike); yields every run."""
     prompt = synthetic_prompt(backend, prompt_tokens)
-    for _ in range(rounds):
-        yield run_engine_loop(backend, prompt, gen_tokens)
-        if bare:
-            yield run_bare_loop(backend, prompt, gen_tokens)
+    loops = [run_engine_loop, run_bare_loop] if bare else [run_engine_loop]
+    for i in range(rounds):
+        for loop in loops if i % 2 == 0 else loops[::-1]:
+            yield loop(backend, prompt, gen_tokens)
 
 
 def medians(runs: list[BenchFigures]) -> dict[str, BenchFigures]:

@@ -162,13 +162,14 @@ class EngineClient:
                             yield from self._worker_died(process)
                             return
                         continue
-                    event = conn.recv()
+                    batch = conn.recv()
                 except (EOFError, OSError):
                     yield from self._worker_died(process)
                     return
-                if isinstance(event, Done):
-                    return
-                yield event
+                for event in batch:
+                    if isinstance(event, Done):
+                        return
+                    yield event
         finally:
             self._busy.clear()
 

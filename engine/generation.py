@@ -98,6 +98,27 @@ class _Run:
     def tokens_left(self) -> int:
         return min(self.params.max_tokens - self.generated, self.backend.n_ctx - self.backend.n_past)
 
+    def step(self, token: int, out: list[GenerationEvent]) -> list[int] | None:
+        """Account for one sampled token; return what to feed next, or None at a stop string."""
+        in_reasoning = self.splitter.phase is Phase.REASONING
+        if in_reasoning:
+            self.reasoning_tokens += 1
+        else:
+            self.answer_tokens += 1
+        data = self.backend.token_bytes(token)
+        self.absorb(data, out)
+        if self.stops.stopped:
+            return None
+        if self.splitter.phase is not Phase.REASONING:
+            return [token]
+        self.was_reasoning = True  # also for a model that opened <think> itself
+        if in_reasoning:
+            closing = self.budget.after_reasoning_token(
+                self.reasoning_tokens, data.decode("utf-8", "replace"), self.tokens_left())
+            if closing is not None:
+                return [token, *self.force_close(closing, out)]
+        return [token]
+
     def absorb(self, data: bytes, out: list[GenerationEvent], *, forced: bool = False) -> None:
         """Run a token's bytes through detokenizer, splitter and stop matcher into `out`."""
         self.route(self.splitter.feed(self.text.feed(data)), out, forced=forced)
@@ -161,30 +182,17 @@ def generate_tokens(
                 reason = FinishReason.CANCELLED
                 break
             if run.tokens_left() <= 0:
-                break
+                break  # length
             token = backend.sample(sampler)
             if clock.first_token is None:
                 clock.first_token = time.perf_counter()
             if token in backend.eog_ids and not options.sampling.ignore_eos:
                 reason = FinishReason.STOP
                 break
-            in_reasoning = run.in_reasoning
-            if in_reasoning:
-                run.reasoning_tokens += 1
-            else:
-                run.answer_tokens += 1
-            data = backend.token_bytes(token)
-            run.absorb(data, out)
-            run.was_reasoning = run.was_reasoning or run.in_reasoning  # a model that opened <think> itself
-            if run.stops.stopped:
-                reason = FinishReason.STOP
+            to_feed = run.step(token, out)
+            if to_feed is None:
+                reason = FinishReason.STOP  # a stop string
                 break
-            to_feed = [token]
-            if in_reasoning and run.in_reasoning:
-                closing = run.budget.after_reasoning_token(
-                    run.reasoning_tokens, data.decode("utf-8", "replace"), run.tokens_left())
-                if closing is not None:
-                    to_feed += run.force_close(closing, out)
             if run.tokens_left() <= 0 or len(to_feed) > backend.n_ctx - backend.n_past:
                 break  # length: no room to go on, and no need to evaluate what we stop at
             backend.feed(to_feed)

@@ -34,6 +34,8 @@ def prompt_opens_reasoning(prompt_text: str) -> bool:
 
 def _held_suffix(text: str) -> int:
     """Length of the longest suffix of `text` that is a proper prefix of a marker."""
+    if "<" not in text[-(len(THINK_CLOSE) - 1):]:
+        return 0  # the common case, once per token: no marker can be starting
     for size in range(min(len(text), len(THINK_CLOSE) - 1), 0, -1):
         tail = text[-size:]
         if any(marker.startswith(tail) for marker in _MARKERS):
