@@ -46,6 +46,7 @@ def test_token_stream_is_utf8_safe(demo_session: EngineSession, text: str) -> No
     stream = Utf8Stream()
     pieces = [stream.feed(backend.token_bytes(t)) for t in tokens] + [stream.finish()]
     assert "".join(pieces) == text
+    assert "".join(pieces) == backend._llm.detokenize(tokens, special=True).decode()  # llama.cpp's full decode
     assert all("\ufffd" not in p for p in pieces)
     assert len(tokens) > len(text.encode()) // 4  # byte-level pieces really split characters
 
