@@ -95,17 +95,27 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One answer to produce. `reasoning_budget` None means no limit; 0 closes the thinking at once."""
+    """One answer to produce. `reasoning_budget` None means no limit; 0 closes the thinking at once.
 
-    messages: tuple[Message, ...]
+    Either `messages` (formatted with the model's chat template) or `prompt`: raw text, given to the
+    model as it is (markers in it are markers) and streamed back as raw text, for completion APIs.
+    """
+
+    messages: tuple[Message, ...] = ()
     thinking: bool = True
     reasoning_budget: int | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     tools: tuple[dict[str, Any], ...] = ()
+    prompt: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.messages:
+        if self.prompt is not None and self.messages:
+            raise InvalidRequest("A request has either messages or a raw prompt, not both.",
+                                 "Send the conversation as messages, or the rendered text as prompt.")
+        if self.prompt is None and not self.messages:
             raise InvalidRequest("The conversation is empty.", "Type a message first.")
+        if self.prompt == "":
+            raise InvalidRequest("The prompt is empty.", "Send some text to complete.")
         budget = self.reasoning_budget
         if budget is not None and (not isinstance(budget, int) or not 0 <= budget <= MAX_BUDGET):
             raise InvalidRequest(
@@ -132,6 +142,7 @@ class FinishReason(StrEnum):
     STOP = "stop"  # end-of-turn token or a stop string
     LENGTH = "length"  # max_tokens or the context ran out
     CANCELLED = "cancelled"
+    TOOL_CALLS = "tool_calls"  # the answer ended with one or more tool calls
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,13 @@ class ReasoningDelta:
 @dataclass(frozen=True)
 class ContentDelta:
     text: str
+
+
+@dataclass(frozen=True)
+class ToolCallEvent:
+    """The answer called a tool (parsed from the model's `<tool_call>` block)."""
+
+    call: ToolCall
 
 
 @dataclass(frozen=True)
@@ -209,5 +227,5 @@ class ModelInfo:
     has_thinking: bool  # the chat template knows enable_thinking
 
 
-GenerationEvent = ReasoningDelta | ContentDelta | ReasoningEnded | Usage | Finished | Error
+GenerationEvent = ReasoningDelta | ContentDelta | ToolCallEvent | ReasoningEnded | Usage | Finished | Error
 EngineEvent = GenerationEvent | LoadProgress | ModelInfo

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.api import (
     ContentDelta,
@@ -30,6 +30,7 @@ from engine.budget import CLOSE_CUT, BudgetController
 from engine.prefix_cache import PrefixCache
 from engine.reasoning import Phase, ReasoningSplitter
 from engine.streaming import StopMatcher, Utf8Stream
+from engine.tool_calls import ToolCallParser
 
 
 class CancelFlag(Protocol):
@@ -44,6 +45,8 @@ class LoopOptions:
     starts_in_reasoning: bool = False
     reasoning_budget: int | None = None
     checkpoint_at: int | None = None  # prompt position worth a state snapshot (last turn start)
+    raw_text: bool = False  # stream the text as generated, markers included (completion APIs)
+    tools: tuple[dict[str, Any], ...] = ()  # tool definitions: parse tool calls in the answer
 
 
 class _Clock:
@@ -86,6 +89,8 @@ class _Run:
         self.reasoning_tokens = 0
         self.answer_tokens = 0
         self.was_reasoning = self.in_reasoning
+        self.raw = options.raw_text
+        self.tools = ToolCallParser(options.tools) if options.tools and not self.raw else None
 
     @property
     def in_reasoning(self) -> bool:
@@ -121,15 +126,30 @@ class _Run:
 
     def absorb(self, data: bytes, out: list[GenerationEvent], *, forced: bool = False) -> None:
         """Run a token's bytes through detokenizer, splitter and stop matcher into `out`."""
-        self.route(self.splitter.feed(self.text.feed(data)), out, forced=forced)
+        text = self.text.feed(data)
+        deltas = self.splitter.feed(text)
+        if self.raw:  # the splitter still tracks the thinking, for the budget
+            self.content(text, out)
+            deltas = []
+        self.route(deltas, out, forced=forced)
+
+    def content(self, text: str, out: list[GenerationEvent]) -> None:
+        """Answer text: stop strings first, then tool calls."""
+        visible = self.stops.feed(text)
+        if visible:
+            self.emit_answer(visible, out)
+
+    def emit_answer(self, text: str, out: list[GenerationEvent]) -> None:
+        if self.tools is not None:
+            out.extend(self.tools.feed(text))
+        else:
+            out.append(ContentDelta(text))
 
     def route(self, deltas: Sequence[ReasoningDelta | ContentDelta], out: list[GenerationEvent],
               *, forced: bool = False) -> None:
         for delta in deltas:
             if isinstance(delta, ContentDelta):
-                visible = self.stops.feed(delta.text)
-                if visible:
-                    out.append(ContentDelta(visible))
+                self.content(delta.text, out)
             else:
                 out.append(delta)
         if self.was_reasoning and not self.in_reasoning:
@@ -145,12 +165,23 @@ class _Run:
         return ids
 
     def finish(self, out: list[GenerationEvent]) -> None:
-        """End of generation not caused by a stop string: flush everything held back."""
-        self.route(self.splitter.feed(self.text.finish()), out)
-        self.route(self.splitter.finish(), out)
-        tail = self.stops.finish()
-        if tail:
-            out.append(ContentDelta(tail))
+        """End of generation: flush everything held back (a stop string discards what follows it)."""
+        if not self.stops.stopped:
+            if self.raw:
+                self.content(self.text.finish(), out)
+            else:
+                self.route(self.splitter.feed(self.text.finish()), out)
+                self.route(self.splitter.finish(), out)
+            tail = self.stops.finish()
+            if tail:
+                self.emit_answer(tail, out)
+        if self.tools is not None:
+            out.extend(self.tools.finish())
+
+    def final_reason(self, reason: FinishReason) -> FinishReason:
+        if reason is FinishReason.STOP and self.tools is not None and self.tools.calls:
+            return FinishReason.TOOL_CALLS
+        return reason
 
 
 def generate_tokens(
@@ -196,11 +227,10 @@ def generate_tokens(
             if run.tokens_left() <= 0 or len(to_feed) > backend.n_ctx - backend.n_past:
                 break  # length: no room to go on, and no need to evaluate what we stop at
             backend.feed(to_feed)
-        if not run.stops.stopped:
-            run.finish(out)
+        run.finish(out)
         yield from out
     finally:
         sampler.close()
     clock.end = time.perf_counter()
     yield clock.usage(len(prompt), cached, run.reasoning_tokens, run.answer_tokens)
-    yield Finished(reason)
+    yield Finished(run.final_reason(reason))

@@ -27,18 +27,31 @@ class Phase(Enum):
 
 
 def prompt_opens_reasoning(prompt_text: str) -> bool:
-    """True when the rendered prompt ends inside an open think block (`...<think>\\n`)."""
-    tail = prompt_text.rstrip()
-    return tail.endswith(THINK_OPEN)
+    """True when the prompt ends inside an open think block: `...<think>\\n`, or a raw prompt that
+    continues a partial reasoning (`...<think>\\nSo far I`)."""
+    return prompt_text.rfind(THINK_OPEN) > prompt_text.rfind(THINK_CLOSE)
 
 
-def _held_suffix(text: str) -> int:
-    """Length of the longest suffix of `text` that is a proper prefix of a marker."""
-    if "<" not in text[-(len(THINK_CLOSE) - 1):]:
+def _is_partial(text: str, markers: tuple[str, ...]) -> bool:
+    return any(len(text) < len(m) and m.startswith(text) for m in markers)
+
+
+def _may_become_marker(tail: str, droppable: tuple[str, ...]) -> bool:
+    """Whether `tail` may still turn into a marker: it starts one, or it starts one that is then
+    interrupted by the start of a marker that will be dropped ("</th" + "<thi" + "nk>ink>")."""
+    if _is_partial(tail, _MARKERS):
+        return True
+    return any(_is_partial(tail[:cut], _MARKERS) and _is_partial(tail[cut:], droppable)
+               for cut in range(1, len(tail)))
+
+
+def _held_suffix(text: str, droppable: tuple[str, ...]) -> int:
+    """Length of the longest suffix of `text` that must wait for more text before it is emitted."""
+    longest = 2 * (len(THINK_CLOSE) - 1)
+    if "<" not in text[-longest:]:
         return 0  # the common case, once per token: no marker can be starting
-    for size in range(min(len(text), len(THINK_CLOSE) - 1), 0, -1):
-        tail = text[-size:]
-        if any(marker.startswith(tail) for marker in _MARKERS):
+    for size in range(min(len(text), longest), 0, -1):
+        if _may_become_marker(text[-size:], droppable):
             return size
     return 0
 
@@ -89,13 +102,16 @@ class ReasoningSplitter:
         positions = [(text.find(m), m) for m in _MARKERS if m in text]
         if positions:
             index, marker = min(positions)
-            self._emit(text[:index], out)
-            self._held = text[index + len(marker):]
             if marker == THINK_CLOSE and self.phase is Phase.REASONING:
+                self._emit(text[:index], out)
+                self._held = text[index + len(marker):]
                 self._enter(Phase.ANSWER)
-            # Any other marker is dropped: it never reaches the answer and cannot nest.
+            else:
+                # Any other marker is dropped (it never reaches the answer and cannot nest), and
+                # the text around it is scanned again: "</th<think>ink>" must not leave "</think>".
+                self._held = text[:index] + text[index + len(marker):]
             return True
-        keep = _held_suffix(text)
+        keep = _held_suffix(text, _MARKERS if self.phase is Phase.ANSWER else (THINK_OPEN,))
         self._emit(text[: len(text) - keep], out)
         self._held = text[len(text) - keep:]
         return False

@@ -19,7 +19,7 @@ from engine.api import (
     ModelInfo,
 )
 from engine.backends.llama_cpp import LlamaCppBackend, LlamaLoadOptions
-from engine.chat_format import ChatFormatter
+from engine.chat_format import ChatFormatter, Prompt
 from engine.errors import ContextOverflow, EngineError, ModelLoadError
 from engine.generation import CancelFlag, LoopOptions, generate_tokens
 from engine.gguf_file import read_gguf_metadata
@@ -120,8 +120,12 @@ class EngineSession:
     def _generate(self, request: GenerationRequest, cancel: CancelFlag) -> Iterator[GenerationEvent]:
         backend, formatter, cache = self.backend, self.formatter, self.cache
         assert backend is not None and formatter is not None and cache is not None
-        thinking = request.thinking and formatter.supports_thinking
-        prompt = formatter.prompt(request.messages, self.tokenize, thinking=thinking, tools=request.tools)
+        if request.prompt is not None:
+            prompt = Prompt(request.prompt, backend.tokenize(request.prompt, special=True), None)
+            thinking = True  # a raw prompt that ends inside <think> is reasoning, whatever the flag
+        else:
+            thinking = request.thinking and formatter.supports_thinking
+            prompt = formatter.prompt(request.messages, self.tokenize, thinking=thinking, tools=request.tools)
         tokens = prompt.tokens
         if backend.add_bos and (not tokens or tokens[0] != backend.bos_id):
             tokens = [backend.bos_id, *tokens]
@@ -140,6 +144,8 @@ class EngineSession:
             starts_in_reasoning=starts_in_reasoning,
             reasoning_budget=request.reasoning_budget if starts_in_reasoning else None,
             checkpoint_at=checkpoint,
+            raw_text=request.prompt is not None,
+            tools=request.tools,
         )
         closing = lambda text: formatter.tokenize_text(text, self.tokenize)  # noqa: E731
         yield from generate_tokens(backend, cache, tokens, options, cancel, closing)

@@ -153,3 +153,38 @@ def test_person_text_with_real_control_tokens_stays_text(nemotron_session: Engin
     assert hostile in prompt.text
     answer = ask(nemotron_session, (Message("user", hostile),), max_tokens=16)
     assert not answer.errors
+
+
+def test_tool_call_in_reasoning_is_thinking_and_in_the_answer_is_a_call(nemotron_session: EngineSession) -> None:
+    """The loop's text path on the real tokenizer: the same block inside and after the thinking."""
+    from engine.api import ReasoningDelta, ToolCallEvent
+    from engine.generation import LoopOptions, _Run
+
+    backend = nemotron_session.backend
+    assert backend is not None
+    tool = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": {"type": "integer"}}}}}
+    block = "<tool_call>\n<function=f>\n<parameter=x>\n1\n</parameter>\n</function>\n</tool_call>"
+    text = f"Maybe {block} later.\n</think>\n\nCalling now.\n{block}"
+    run = _Run(backend, LoopOptions(SamplingParams(), starts_in_reasoning=True, tools=(tool,)),
+               lambda t: backend.tokenize(t, special=True))
+    out: list = []  # type: ignore[type-arg]
+    for token in backend.tokenize(text, special=True):
+        run.absorb(backend.token_bytes(token), out)
+    run.finish(out)
+    reasoning = "".join(e.text for e in out if isinstance(e, ReasoningDelta))
+    calls = [e.call for e in out if isinstance(e, ToolCallEvent)]
+    assert block in reasoning
+    assert [(c.name, c.arguments) for c in calls] == [("f", {"x": 1})]
+    assert run.final_reason(FinishReason.STOP) is FinishReason.TOOL_CALLS
+
+
+def test_raw_prompt_streams_markers_and_still_applies_the_budget(nemotron_session: EngineSession) -> None:
+    assert nemotron_session.formatter is not None
+    rendered = nemotron_session.formatter.render(list(QUESTION)) + "Partial thought"
+    answer = collect(nemotron_session.generate(GenerationRequest(
+        prompt=rendered, reasoning_budget=8, sampling=SamplingParams(seed=5, max_tokens=600))))
+    assert not answer.errors and answer.reasoning == ""
+    assert "</think>" in answer.content  # raw text: the closing the budget fed is in the stream
+    (ended,) = answer.ended
+    assert ended.by_budget

@@ -45,6 +45,11 @@ def test_markers_never_reach_the_answer() -> None:
     assert answer == "bcd"
 
 
+def test_dropping_a_marker_cannot_form_another() -> None:
+    assert split(["</th<think>ink>x"], starts_in_reasoning=False) == ("", "x")
+    assert split(["a</think>b</th<think>ink>c"], starts_in_reasoning=True) == ("a", "bc")
+
+
 def test_partial_marker_at_end_is_plain_text() -> None:
     assert split(["x</thi"], starts_in_reasoning=True) == ("x</thi", "")
     assert split(["a</think>b </thi"], starts_in_reasoning=True) == ("a", "b </thi")
@@ -58,6 +63,8 @@ def test_prompt_detection() -> None:
     assert prompt_opens_reasoning("<|im_start|>assistant\n<think>\n")
     assert not prompt_opens_reasoning("<|im_start|>assistant\n<think></think>")
     assert not prompt_opens_reasoning("<|im_start|>assistant\n")
+    assert prompt_opens_reasoning("<|im_start|>assistant\n<think>\nSo far I")
+    assert not prompt_opens_reasoning("<think>\nold\n</think>\nanswer<|im_end|>\n<|im_start|>assistant\n")
 
 
 def test_deltas_arrive_while_streaming() -> None:
