@@ -79,3 +79,34 @@ def test_readme_names_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "bash installers/dev.sh app" in readme and "bash installers/dev.sh test" in readme
     assert "bash installers/dev.sh test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_serve_command_serves_the_demo_model() -> None:
+    import httpx
+
+    from tests.e2e.live_server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([*cli(), "serve", "--port", str(port), "--threads", "2", "--ctx", "2048",
+                             "--served-model-name", "demo"], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "Serving demo at http://127.0.0.1:" in line:
+                break
+        else:
+            raise AssertionError("the server did not start")
+        reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60, json={
+            "model": "demo", "temperature": 0, "max_tokens": 12,
+            "messages": [{"role": "user", "content": PARIS}]})
+        assert reply.status_code == 200 and "Paris" in reply.json()["choices"][0]["message"]["content"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
+def test_serve_warns_when_exposed() -> None:
+    result = run("serve", "--host", "0.0.0.0", "--model", "/nonexistent.gguf")
+    assert "reachable from other machines" in result.stderr and "no --api-key" in result.stderr
+    assert result.returncode == 1 and "No model file" in result.stderr
+    assert run("serve", "--port", "70000").returncode == 2

@@ -1,0 +1,189 @@
+"""The OpenAI-compatible HTTP API (FastAPI): /v1/models, /v1/chat/completions, /v1/completions.
+
+Reasoning comes back the way vLLM returns it (`reasoning_content`, and `reasoning`), apart from the
+content; tool calls as OpenAI `tool_calls`. Errors use OpenAI's error body. Bad input is a 4xx with a
+message naming the problem; only a failing engine gives a 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.server.convert import ChunkMaker, chat_request, completion_request, full_response, usage_json
+from app.server.runner import EngineRunner
+from app.server.schema import ChatCompletionRequest, CompletionRequest
+from engine.api import EngineEvent, Error, Finished, GenerationRequest, Usage
+from engine.errors import InvalidRequest
+
+_STATUS = {"bad_request": 400, "context": 400, "no_model": 503, "bad_model": 503}
+
+
+def error_body(status: int, message: str, kind: str = "invalid_request_error",
+               param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}}, status)
+
+
+def _engine_error(error: Error) -> JSONResponse:
+    status = _STATUS.get(error.kind, 500)
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return error_body(status, str(error), kind)
+
+
+def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key: str | None = None) -> FastAPI:
+    async def require_key(request: Request) -> None:
+        # A dependency, not an HTTP middleware: Starlette's BaseHTTPMiddleware wraps `receive` and
+        # hides client disconnects, which must cancel generations.
+        if api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+            raise StarletteHTTPException(401, "Missing or wrong API key. Send 'Authorization: Bearer <key>'.")
+
+    app = FastAPI(title="Nemotron Desk", docs_url=None, redoc_url=None, dependencies=[Depends(require_key)])
+    app.state.runner = runner
+    _install_error_handlers(app)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        created = int(time.time())
+        return {"object": "list", "data": [
+            {"id": name, "object": "model", "created": created, "owned_by": "nemotron-desk", "max_model_len": n_ctx}
+            for name in model_names]}
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat(body: ChatCompletionRequest, request: Request) -> Any:
+        if (refusal := _check_model(body.model, model_names)) is not None:
+            return refusal
+        return await _respond(runner, request, chat_request(body, n_ctx), ChunkMaker(body.model, chat=True),
+                              body.stream, body.stream_options is not None and body.stream_options.include_usage,
+                              body.include_reasoning)
+
+    @app.post("/v1/completions", response_model=None)
+    async def completions(body: CompletionRequest, request: Request) -> Any:
+        if (refusal := _check_model(body.model, model_names)) is not None:
+            return refusal
+        return await _respond(runner, request, completion_request(body), ChunkMaker(body.model, chat=False),
+                              body.stream, body.stream_options is not None and body.stream_options.include_usage)
+
+    return app
+
+
+def _check_model(name: str, model_names: list[str]) -> JSONResponse | None:
+    if name in model_names:
+        return None
+    return error_body(404, f"The model {name!r} does not exist. This server serves: {', '.join(model_names)}.",
+                      "not_found_error", "model")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            if err.get("type") == "json_invalid":
+                problems.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})")
+            elif err.get("type") in ("model_attributes_type", "dict_type") and not where:
+                problems.append("the body must be a JSON object (sent with Content-Type: application/json)")
+            elif err.get("type") == "extra_forbidden":
+                problems.append(f"unknown field '{where}' (not supported by this server)")
+            else:
+                problems.append(f"{where or 'body'}: {err.get('msg')}")
+        return error_body(400, "Invalid request: " + "; ".join(problems) + ".")
+
+    @app.exception_handler(InvalidRequest)
+    async def bad_request(request: Request, exc: InvalidRequest) -> JSONResponse:
+        return error_body(400, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {401: "authentication_error", 404: "not_found_error"}
+        kind = kinds.get(exc.status_code, "invalid_request_error" if exc.status_code < 500 else "server_error")
+        return error_body(exc.status_code, str(exc.detail), kind)
+
+
+async def _respond(runner: EngineRunner, request: Request, gen: GenerationRequest, maker: ChunkMaker,
+                   stream: bool, include_usage: bool, include_reasoning: bool = True) -> Any:
+    events = runner.events(gen)
+    first = await _first_event(events)
+    if isinstance(first, Error):
+        await events.aclose()
+        return _engine_error(first)
+    if stream:
+        return StreamingResponse(_sse(maker, first, events, include_usage, include_reasoning),
+                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return await _collect(request, maker, first, events, include_reasoning)
+
+
+async def _first_event(events: AsyncGenerator[EngineEvent, None]) -> EngineEvent:
+    """Waits for the engine's first event: an immediate Error can still become an HTTP status."""
+    return await events.__anext__()
+
+
+async def _sse(maker: ChunkMaker, first: EngineEvent, events: AsyncGenerator[EngineEvent, None],
+               include_usage: bool, include_reasoning: bool) -> AsyncIterator[str]:
+    def line(obj: dict[str, Any]) -> str:
+        return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+    if maker.chat:
+        yield line(maker.first())
+    usage: Usage | None = None
+    try:
+        event: EngineEvent | None = first
+        while event is not None:
+            if isinstance(event, Usage):
+                usage = event
+            elif isinstance(event, Finished):
+                yield line(maker.last(event.reason))
+                if include_usage and usage is not None:
+                    yield line(maker.envelope([], usage=usage_json(usage)))
+            elif isinstance(event, Error):
+                yield line({"error": {"message": str(event), "type": "server_error", "code": 500}})
+            elif (chunk := maker.delta(event, include_reasoning)) is not None:
+                yield line(chunk)
+            event = await anext(events, None)
+        yield "data: [DONE]\n\n"
+    finally:
+        await events.aclose()  # a disconnected client lands here: the generation is cancelled
+
+
+async def _collect(request: Request, maker: ChunkMaker, first: EngineEvent,
+                   events: AsyncGenerator[EngineEvent, None], include_reasoning: bool) -> Any:
+    """Gathers a whole answer, cancelling it if the client goes away meanwhile."""
+    collected: list[EngineEvent] = [first]
+
+    async def gather() -> None:
+        async for event in events:
+            collected.append(event)
+
+    task = asyncio.ensure_future(gather())
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.25)
+            if not task.done() and await request.is_disconnected():
+                task.cancel()
+                break
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await events.aclose()
+    errors = [e for e in collected if isinstance(e, Error)]
+    if errors:
+        return _engine_error(errors[0])
+    usage = next((e for e in collected if isinstance(e, Usage)), None)
+    finished = next((e for e in collected if isinstance(e, Finished)), None)
+    if usage is None or finished is None:
+        return error_body(499, "The client closed the request.")
+    return full_response(maker, collected, finished.reason, usage, include_reasoning)
+
