@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import bench, chat, serve
+from app.cli import bench, chat, gui, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run NVIDIA Nemotron reasoning models on your own machine.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    gui.add_parser(sub)
     chat.add_parser(sub)
     bench.add_parser(sub)
     serve.add_parser(sub)
@@ -25,8 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        # No GUI yet: a bare `nemotron-desk` starts an interactive chat with the default model.
-        args = parser.parse_args(["chat", *(argv or sys.argv[1:])])
+        # A bare `nemotron-desk` opens the desktop app; without a screen, the terminal chat.
+        if gui.can_show_gui():
+            args = parser.parse_args(["gui"])
+        else:
+            print("No screen found (DISPLAY is not set): starting the terminal chat.", file=sys.stderr)
+            args = parser.parse_args(["chat"])
     return int(args.run(args))
 
 

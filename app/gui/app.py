@@ -1,0 +1,20 @@
+"""Starts the desktop app: QApplication, the main window, and the model to load."""
+
+from __future__ import annotations
+
+import sys
+
+from app.gui.bridge import EngineBridge
+from app.gui.main_window import MainWindow
+from app.gui.qt import QApplication
+from engine.backends.llama_cpp import LlamaLoadOptions
+from engine.session import LoadSpec
+
+
+def run_gui(model: str | None = None, argv: list[str] | None = None) -> int:
+    app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    app.setApplicationName("Nemotron Desk")
+    app.setOrganizationName("Nemotron Desk")
+    window = MainWindow(EngineBridge(), LoadSpec(model, LlamaLoadOptions()))
+    window.show()
+    return int(app.exec())

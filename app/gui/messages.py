@@ -1,0 +1,240 @@
+"""Widgets for one chat turn: the person's message, and the assistant's thinking pane and answer.
+
+ThinkingPane streams the reasoning as plain text appended at the end (no re-layout of what is there),
+shows time and tokens live, and folds to one line when the answer starts unless the person opened it.
+AnswerView renders markdown incrementally: the final part once, the open tail each frame.
+"""
+
+from __future__ import annotations
+
+import time
+
+from app.gui.markdown import MarkdownRenderer, stable_split
+from app.gui.qt import (
+    QDesktopServices,
+    QFrame,
+    QGuiApplication,
+    QLabel,
+    QPlainTextEdit,
+    QSizePolicy,
+    Qt,
+    QTextBrowser,
+    QTextCursor,
+    QTimer,
+    QToolButton,
+    QUrl,
+    QVBoxLayout,
+    QWidget,
+)
+from engine.api import ContentDelta, EngineEvent, Error, Finished, FinishReason, ReasoningDelta, ReasoningEnded, Usage
+
+
+class AutoHeightBrowser(QTextBrowser):
+    """A QTextBrowser as tall as its document, for stacking in a scrolling column."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+
+    def _fit(self) -> None:
+        self.setFixedHeight(int(self.document().size().height()) + 4)
+
+    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().resizeEvent(event)
+        self.document().setTextWidth(self.viewport().width())
+        self._fit()
+
+
+class UserMessage(AutoHeightBrowser):
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Your message")
+        self.setStyleSheet("QTextBrowser { background: palette(alternate-base); border-radius: 8px; padding: 6px; }")
+        self.setPlainText(text)
+
+
+class AnswerView(AutoHeightBrowser):
+    """The answer, as markdown; links open in the browser, "Copy" copies a code block."""
+
+    def __init__(self, renderer: MarkdownRenderer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Answer")
+        self._renderer = renderer
+        self.text = ""
+        self._stable_len = 0  # characters of self.text rendered for good
+        self._tail_start = 0  # document position where the re-rendered tail begins
+        self._stable_code = 0
+        self.anchorClicked.connect(self._on_link)
+
+    def append(self, text: str) -> None:
+        self.text += text
+
+    def refresh(self) -> None:
+        """Render what arrived since the last frame: new final blocks once, then the open tail."""
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(self._tail_start)
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+        del self._renderer.code.texts[self._stable_code:]
+        split = stable_split(self.text)
+        if split > self._stable_len:
+            cursor.insertHtml(self._renderer.render(self.text[self._stable_len:split]))
+            self._stable_len = split
+            self._stable_code = len(self._renderer.code.texts)
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            self._tail_start = cursor.position()
+        tail = self.text[self._stable_len:]
+        if tail.strip():
+            cursor.insertHtml(self._renderer.render(tail))
+
+    def _on_link(self, url: QUrl) -> None:
+        if url.scheme() == "copy":
+            index = int(url.path() or url.toString().split(":", 1)[1])
+            QGuiApplication.clipboard().setText(self._renderer.code.texts[index])
+        else:
+            QDesktopServices.openUrl(url)
+
+
+class ThinkingPane(QWidget):
+    """The reasoning of one answer: a header that folds, and the streamed trace."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.header = QToolButton(self)
+        self.header.setCheckable(True)
+        self.header.setChecked(True)
+        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.header.setAccessibleName("Show or hide the reasoning")
+        self.body = QPlainTextEdit(self)
+        self.body.setReadOnly(True)
+        self.body.setAccessibleName("Reasoning")
+        self.body.setMaximumHeight(260)
+        self.body.setStyleSheet("QPlainTextEdit { color: palette(placeholder-text); }")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.header, alignment=Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.body)
+        self.header.toggled.connect(self._on_toggled)
+        self.opened_by_person = False
+        self._setting = False
+        self.started = time.monotonic()
+        self.elapsed = 0.0
+        self.tokens = 0
+        self.done = False
+        self.by_budget = False
+        self._clock = QTimer(self)
+        self._clock.timeout.connect(self.update_header)
+        self._clock.start(250)
+        self.update_header()
+        self.hide()  # shown with the first reasoning text: absent when reasoning is off
+
+    def append(self, text: str) -> None:
+        self.show()
+        bar = self.body.verticalScrollBar()
+        at_bottom = bar.value() >= bar.maximum() - 4
+        cursor = self.body.textCursor()
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text)
+        self.tokens += 1
+        if at_bottom:
+            bar.setValue(bar.maximum())
+
+    def end(self, tokens: int, by_budget: bool) -> None:
+        self.done, self.tokens, self.by_budget = True, tokens, by_budget
+        self.elapsed = time.monotonic() - self.started
+        self._clock.stop()
+        self.update_header()
+        if not self.opened_by_person:
+            self._set_open(False)
+
+    def settle(self) -> None:
+        """The answer is over: stop the live clock (also when the pane never showed)."""
+        if self.isVisible() and not self.done:
+            self.end(self.tokens, False)
+        self._clock.stop()
+
+    def update_header(self) -> None:
+        seconds = self.elapsed if self.done else time.monotonic() - self.started
+        arrow = "▾" if self.header.isChecked() else "▸"
+        if self.done:
+            extra = " · ended by the budget" if self.by_budget else ""
+            self.header.setText(f"{arrow} Thought for {seconds:.0f} s · {self.tokens} tokens{extra}")
+        else:
+            self.header.setText(f"{arrow} Thinking… {seconds:.0f} s · {self.tokens} tokens")
+
+    def _set_open(self, open_: bool) -> None:
+        self._setting = True
+        self.header.setChecked(open_)
+        self._setting = False
+
+    def _on_toggled(self, checked: bool) -> None:
+        if not self._setting:
+            self.opened_by_person = checked
+        self.body.setVisible(checked)
+        self.update_header()
+
+
+class AssistantMessage(QWidget):
+    """One answer: thinking pane, answer, and a line of figures or an error."""
+
+    def __init__(self, renderer: MarkdownRenderer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.thinking = ThinkingPane(self)
+        self.answer = AnswerView(renderer, self)
+        self.footer = QLabel(self)
+        self.footer.setStyleSheet("color: palette(placeholder-text);")
+        self.footer.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 4)
+        for widget in (self.thinking, self.answer, self.footer):
+            layout.addWidget(widget)
+        self.reasoning = ""
+        self.finish: FinishReason | None = None
+        self.usage: Usage | None = None
+        self.error: Error | None = None
+
+    def apply(self, events: list[EngineEvent]) -> None:
+        """Take one frame's events; the answer is re-rendered once for all of them."""
+        answer_changed = False
+        for event in events:
+            if isinstance(event, ReasoningDelta):
+                self.reasoning += event.text
+                self.thinking.append(event.text)
+            elif isinstance(event, ReasoningEnded):
+                self.thinking.end(event.reasoning_tokens, event.by_budget)
+            elif isinstance(event, ContentDelta):
+                if self.thinking.isVisible() and not self.thinking.done:
+                    self.thinking.end(self.thinking.tokens, False)
+                self.answer.append(event.text)
+                answer_changed = True
+            elif isinstance(event, Usage):
+                self.usage = event
+            elif isinstance(event, Finished):
+                self.finish = event.reason
+                self._finished()
+            elif isinstance(event, Error):
+                self.error = event
+                self._finished()
+        if answer_changed:
+            self.answer.refresh()
+
+    def _finished(self) -> None:
+        self.thinking.settle()
+        if self.error is not None:
+            self.footer.setStyleSheet("color: #c0392b;")
+            self.footer.setText(f"{self.error.message} {self.error.action}".strip())
+            return
+        parts = []
+        if self.usage is not None:
+            parts.append(f"{self.usage.decode_tokens_per_s:.1f} tok/s · first token "
+                         f"{self.usage.time_to_first_token_s:.2f} s")
+        if self.finish is FinishReason.CANCELLED:
+            parts.append("stopped")
+        elif self.finish is FinishReason.LENGTH:
+            parts.append("cut at the length limit")
+        self.footer.setText(" · ".join(parts))

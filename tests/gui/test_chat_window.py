@@ -1,0 +1,104 @@
+"""The chat window on a real engine (tiny Nemotron-H GGUF in llama.cpp, in the worker process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from PySide6.QtCore import Qt
+
+from app.gui.composer import BUDGET_STEPS
+from app.gui.main_window import MainWindow
+from engine.api import FinishReason
+
+
+def send(qtbot, win: MainWindow, text: str) -> None:  # type: ignore[no-untyped-def]
+    win.composer.input.setPlainText(text)
+    qtbot.keyClick(win.composer.input, Qt.Key.Key_Return)
+
+
+def wait_answer(qtbot, win: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: win.current is None and not win.bridge.busy, timeout=60_000)
+
+
+def last_answer(win: MainWindow):  # type: ignore[no-untyped-def]
+    from app.gui.messages import AssistantMessage
+    return win.chat.widget().findChildren(AssistantMessage)[-1]
+
+
+def test_window_opens_with_the_model_loaded(window: MainWindow) -> None:
+    assert "nemotron_h_moe" not in window.status.text()  # the name, not the arch
+    assert "llama.cpp" in window.status.text() and window.composer.send.isEnabled()
+
+
+def test_a_full_turn_with_budget_from_the_slider(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.composer.set_budget(64)
+    assert window.composer.budget_tokens == 64
+    send(qtbot, window, "Why is the sky blue?")
+    assert window.last_request is not None and window.last_request.reasoning_budget == 64
+    assert window.composer.input.toPlainText() == ""
+    wait_answer(qtbot, window)
+    answer = last_answer(window)
+    pane = answer.thinking
+    assert pane.isVisible() and pane.done and pane.by_budget
+    assert 64 <= pane.tokens <= 64 + 500 + 5
+    assert not pane.header.isChecked() and not pane.body.isVisible()  # folded when the answer started
+    assert "Thought for" in pane.header.text() and "ended by the budget" in pane.header.text()
+    assert answer.reasoning and "</think>" not in answer.answer.text
+    assert [m.role for m in window.history] == ["user", "assistant"]
+    assert window.history[1].reasoning == answer.reasoning
+    assert "tok/s" in window.status.text()
+
+
+def test_opened_pane_stays_open(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.composer.set_budget(64)
+    send(qtbot, window, "Explain rainbows.")
+    qtbot.waitUntil(lambda: last_answer(window).thinking.isVisible(), timeout=30_000)
+    pane = last_answer(window).thinking
+    pane.header.click()  # the person folds it while it streams ...
+    pane.header.click()  # ... and opens it again
+    wait_answer(qtbot, window)
+    assert pane.opened_by_person and pane.header.isChecked() and pane.body.isVisible()
+
+
+def test_thinking_off_has_no_pane(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.composer.think.setChecked(False)
+    assert not window.composer.budget.isEnabled()
+    send(qtbot, window, "Hello")
+    assert window.last_request is not None
+    assert window.last_request.thinking is False and window.last_request.reasoning_budget is None
+    wait_answer(qtbot, window)
+    answer = last_answer(window)
+    assert not answer.thinking.isVisible() and answer.reasoning == ""
+    assert answer.answer.text
+
+
+def test_stop_mid_stream(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.max_tokens = 4000
+    window.composer.set_budget(None)
+    assert window.composer.budget_tokens is None and BUDGET_STEPS[0] is None
+    send(qtbot, window, "Think long.")
+    qtbot.waitUntil(lambda: last_answer(window).thinking.tokens > 5, timeout=30_000)
+    assert window.composer.stop.isEnabled()
+    qtbot.mouseClick(window.composer.stop, Qt.MouseButton.LeftButton)
+    wait_answer(qtbot, window)
+    answer = last_answer(window)
+    assert answer.finish is FinishReason.CANCELLED and "stopped" in answer.footer.text()
+    assert window.composer.send.isEnabled()
+
+
+def test_engine_crash_shows_an_error_and_the_next_message_works(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.max_tokens = 4000
+    send(qtbot, window, "Think long.")
+    qtbot.waitUntil(lambda: last_answer(window).thinking.tokens > 5, timeout=30_000)
+    pid = window.bridge.client.worker_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_answer(qtbot, window)
+    failed = last_answer(window)
+    assert failed.error is not None and "killed" in failed.footer.text()
+    assert window.history == [] and window.composer.input.toPlainText() == "Think long."
+    window.max_tokens = 40
+    send(qtbot, window, "Again")
+    wait_answer(qtbot, window)
+    assert last_answer(window).error is None and [m.role for m in window.history] == ["user", "assistant"]
