@@ -1,7 +1,8 @@
-"""The main window: the conversation, the composer, the status line and the Model menu.
+"""The main window: conversations, the chat, the composer, the status line and the Model menu.
 
 It opens at once; the model loads in the engine process while the window is already usable, with
-progress in the status line.
+progress in the status line. Every question and every streamed answer is written to the ChatStore
+as it arrives, so a crash or a kill loses at most the last frame.
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ from app.gui.messages import AssistantMessage, UserMessage
 from app.gui.qt import (
     QAction,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
+    QPushButton,
     QScrollArea,
     QSettings,
+    QTimer,
     QVBoxLayout,
     QWidget,
 )
-from engine.api import EngineEvent, Error, GenerationRequest, Message, ModelInfo, SamplingParams, Usage
+from app.gui.sidebar import Sidebar
+from app.store import ChatStore
+from engine.api import EngineEvent, Error, FinishReason, GenerationRequest, Message, ModelInfo, SamplingParams, Usage
 from engine.backends.llama_cpp import LlamaLoadOptions
 from engine.session import LoadSpec
 
@@ -33,65 +39,102 @@ class ChatView(QScrollArea):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
-        self._column = QWidget(self)
-        self._layout = QVBoxLayout(self._column)
-        self._layout.addStretch(1)
-        self.setWidget(self._column)
         self._follow = True
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(lambda v: setattr(self, "_follow", v >= bar.maximum() - 24))
         bar.rangeChanged.connect(lambda lo, hi: bar.setValue(hi) if self._follow else None)
+        self.clear()
+
+    def clear(self) -> None:
+        column = QWidget(self)
+        self._layout = QVBoxLayout(column)
+        self._layout.addStretch(1)
+        self.setWidget(column)  # the old column and its messages are deleted with it
+        self._follow = True
 
     def add(self, widget: QWidget) -> None:
         self._layout.insertWidget(self._layout.count() - 1, widget)
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, bridge: EngineBridge, load: LoadSpec | None = None) -> None:
+    def __init__(self, bridge: EngineBridge, store: ChatStore, load: LoadSpec | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Nemotron Desk")
         self.bridge = bridge
+        self.store = store
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
-        self.history: list[Message] = []
+        self.conversation_id: int | None = None
         self.max_tokens = 8192
         self.last_request: GenerationRequest | None = None
         self.current: AssistantMessage | None = None
+        self._current_id = 0
+        self._deleted_id: int | None = None
+        self.sidebar = Sidebar(store, self)
         self.chat = ChatView(self)
         self.composer = Composer(self)
         central = QWidget(self)
-        layout = QVBoxLayout(central)
-        layout.addWidget(self.chat, 1)
-        layout.addWidget(self.composer)
+        right = QVBoxLayout()
+        right.addWidget(self.chat, 1)
+        right.addWidget(self.composer)
+        layout = QHBoxLayout(central)
+        layout.addWidget(self.sidebar)
+        layout.addLayout(right, 1)
         self.setCentralWidget(central)
         self.status = QLabel("No model loaded", self)
+        self.undo = QPushButton("Undo delete", self)
+        self.undo.hide()
         self.statusBar().addPermanentWidget(self.status, 1)
+        self.statusBar().addPermanentWidget(self.undo)
         self._menus()
+        self._connect()
+        self._restore_geometry()
+        if load is not None:
+            self.bridge.load(load)
+
+    def _connect(self) -> None:
         self.composer.sendRequested.connect(self.send)
         self.composer.stopRequested.connect(self.bridge.stop)
+        self.composer.think.toggled.connect(self._save_settings)
+        self.composer.budget.valueChanged.connect(self._save_settings)
+        self.sidebar.conversationChosen.connect(self.open_conversation)
+        self.sidebar.newRequested.connect(self.new_chat)
+        self.sidebar.deleted.connect(self._offer_undo)
+        self.undo.clicked.connect(self._undo_delete)
         self.bridge.events.connect(self._on_events)
         self.bridge.loadProgress.connect(lambda stage, f: self.status.setText(f"{stage}…"))
         self.bridge.loaded.connect(self._on_loaded)
         self.bridge.failed.connect(self._on_failed)
         self.bridge.busyChanged.connect(self.composer.set_busy)
-        self._restore_geometry()
-        if load is not None:
-            self.bridge.load(load)
 
     # -- conversation ----------------------------------------------------------------------------
 
+    @property
+    def history(self) -> list[Message]:
+        if self.conversation_id is None:
+            return []
+        return [Message(m.role, m.content, m.reasoning) for m in self.store.path(self.conversation_id)  # type: ignore[arg-type]
+                if m.state != "streaming"]
+
     def request(self) -> GenerationRequest:
-        return GenerationRequest(tuple(self.history), thinking=self.composer.think.isChecked(),
-                                 reasoning_budget=self.composer.budget_tokens if self.composer.think.isChecked()
-                                 else None, sampling=SamplingParams(max_tokens=self.max_tokens))
+        thinking = self.composer.think.isChecked()
+        return GenerationRequest(tuple(self.history), thinking=thinking,
+                                 reasoning_budget=self.composer.budget_tokens if thinking else None,
+                                 sampling=SamplingParams(max_tokens=self.max_tokens))
 
     def send(self, text: str) -> None:
         if self.bridge.busy:
             return
-        self.history.append(Message("user", text))
+        if self.conversation_id is None:
+            self.conversation_id = self.store.create(text[:60], self.composer.think.isChecked(),
+                                                     self.composer.budget_tokens)
+            self.sidebar.model.refresh()
+            self.sidebar.select(self.conversation_id)
+        self.store.add(self.conversation_id, "user", text)
         self.chat.add(UserMessage(text))
+        self.last_request = self.request()
+        self._current_id = self.store.add(self.conversation_id, "assistant", state="streaming")
         self.current = AssistantMessage(self.renderer)
         self.chat.add(self.current)
-        self.last_request = self.request()
         self.bridge.generate(self.last_request)
 
     def _on_events(self, events: list[EngineEvent]) -> None:
@@ -102,15 +145,69 @@ class MainWindow(QMainWindow):
         for event in events:
             if isinstance(event, Usage):
                 self._show_status(event)
+        self.store.update(self._current_id, content=current.answer.text, reasoning=current.reasoning)
         if current.finish is not None or current.error is not None:
-            if current.error is None:
-                self.history.append(Message("assistant", current.answer.text.strip(), current.reasoning))
-            else:
-                # The failed question leaves the history and goes back into the box, to send again.
-                question = self.history.pop()
-                if not self.composer.input.toPlainText():
-                    self.composer.input.setPlainText(question.content)
-            self.current = None
+            self._answer_ended(current)
+
+    def _answer_ended(self, current: AssistantMessage) -> None:
+        assert self.conversation_id is not None
+        if current.error is None:
+            state = "cancelled" if current.finish is FinishReason.CANCELLED else "done"
+            self.store.update(self._current_id, content=current.answer.text.strip(), state=state,
+                              figures=current.figures())
+        else:
+            # The failed turn leaves the conversation; its question goes back into the box.
+            self.store.update(self._current_id, state="error")
+            path = self.store.path(self.conversation_id)
+            question = path[-2]
+            self.store.set_head(self.conversation_id, path[-3].id if len(path) > 2 else None)
+            if not self.composer.input.toPlainText():
+                self.composer.input.setPlainText(question.content)
+        self.current = None
+        self.sidebar.model.refresh()
+
+    def new_chat(self) -> None:
+        if self.bridge.busy:
+            return
+        self.conversation_id = None
+        self.chat.clear()
+        self.composer.input.setFocus()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        if self.bridge.busy or conversation_id == self.conversation_id:
+            return
+        self.conversation_id = conversation_id
+        conv = self.store.get(conversation_id)
+        self.composer.think.setChecked(conv.thinking)
+        self.composer.set_budget(conv.budget)
+        self.chat.clear()
+        for m in self.store.path(conversation_id):
+            if m.role == "user":
+                self.chat.add(UserMessage(m.content))
+            elif m.role == "assistant":
+                widget = AssistantMessage(self.renderer)
+                self.chat.add(widget)
+                widget.restore(m.reasoning, m.content, m.state, m.figures)
+
+    def _save_settings(self) -> None:
+        if self.conversation_id is not None:
+            conv = self.store.get(self.conversation_id)
+            self.store.set_settings(self.conversation_id, thinking=self.composer.think.isChecked(),
+                                    budget=self.composer.budget_tokens, system_prompt=conv.system_prompt)
+
+    def _offer_undo(self, conversation_id: int) -> None:
+        if conversation_id == self.conversation_id:
+            self.new_chat()
+        self._deleted_id = conversation_id
+        self.undo.show()
+        QTimer.singleShot(10_000, self.undo.hide)
+
+    def _undo_delete(self) -> None:
+        if self._deleted_id is not None:
+            self.store.set_delete(self._deleted_id, False)
+            self.sidebar.model.refresh()
+            self._deleted_id = None
+        self.undo.hide()
 
     # -- model -----------------------------------------------------------------------------------
 
@@ -123,7 +220,10 @@ class MainWindow(QMainWindow):
         stop = QAction("Stop answer", self)
         stop.setShortcut("Ctrl+.")
         stop.triggered.connect(self.bridge.stop)
-        for action in (open_action, demo, stop):
+        search = QAction("Search chats", self)
+        search.setShortcut("Ctrl+F")
+        search.triggered.connect(self.sidebar.search.setFocus)
+        for action in (open_action, demo, stop, search):
             menu.addAction(action)
 
     def _choose_model(self) -> None:
@@ -157,10 +257,9 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(980, 760)
+            self.resize(1100, 760)
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         QSettings().setValue("window/geometry", self.saveGeometry())
         self.bridge.shutdown()
         super().closeEvent(event)
-

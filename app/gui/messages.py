@@ -144,9 +144,9 @@ class ThinkingPane(QWidget):
         if at_bottom:
             bar.setValue(bar.maximum())
 
-    def end(self, tokens: int, by_budget: bool) -> None:
+    def end(self, tokens: int, by_budget: bool, elapsed: float | None = None) -> None:
         self.done, self.tokens, self.by_budget = True, tokens, by_budget
-        self.elapsed = time.monotonic() - self.started
+        self.elapsed = time.monotonic() - self.started if elapsed is None else elapsed
         self._clock.stop()
         self.update_header()
         if not self.opened_by_person:
@@ -222,6 +222,32 @@ class AssistantMessage(QWidget):
                 self._finished()
         if answer_changed:
             self.answer.refresh()
+
+    def figures(self) -> dict[str, object]:
+        """What is saved with the answer, to show it again later."""
+        out: dict[str, object] = {"reasoning_tokens": self.thinking.tokens, "by_budget": self.thinking.by_budget,
+                                  "thinking_s": round(self.thinking.elapsed, 2)}
+        if self.usage is not None:
+            out |= {"decode_tps": round(self.usage.decode_tokens_per_s, 2),
+                    "ttft_s": round(self.usage.time_to_first_token_s, 3), "answer_tokens": self.usage.answer_tokens}
+        return out
+
+    def restore(self, reasoning: str, content: str, state: str, figures: dict[str, object]) -> None:
+        """Show a saved answer: thinking folded, the answer rendered, how it ended."""
+        if reasoning:
+            self.reasoning = reasoning
+            self.thinking.append(reasoning)
+            self.thinking.end(int(str(figures.get("reasoning_tokens", 0))), bool(figures.get("by_budget")),
+                              float(str(figures.get("thinking_s", 0.0))))
+        self.answer.append(content)
+        self.answer.refresh()
+        self.thinking.settle()
+        notes = {"interrupted": "Interrupted: the app stopped before this answer was finished.",
+                 "cancelled": "stopped"}
+        parts = [f"{figures['decode_tps']} tok/s"] if "decode_tps" in figures else []
+        if state in notes:
+            parts.append(notes[state])
+        self.footer.setText(" · ".join(parts))
 
     def _finished(self) -> None:
         self.thinking.settle()

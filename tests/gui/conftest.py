@@ -10,12 +10,13 @@ import pytest
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings
 
-from app.gui.bridge import EngineBridge  # noqa: E402
-from app.gui.main_window import MainWindow  # noqa: E402
-from engine.backends.llama_cpp import LlamaLoadOptions  # noqa: E402
-from engine.session import LoadSpec  # noqa: E402
+from app.gui.bridge import EngineBridge
+from app.gui.main_window import MainWindow
+from app.store import ChatStore
+from engine.backends.llama_cpp import LlamaLoadOptions
+from engine.session import LoadSpec
 
 
 @pytest.fixture(autouse=True)
@@ -24,10 +25,20 @@ def qt_settings_in_tmp(tmp_path: Path) -> None:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
 
 
+def tiny_spec(tiny_nemotron) -> LoadSpec:  # type: ignore[no-untyped-def]
+    return LoadSpec(str(tiny_nemotron.gguf_path), LlamaLoadOptions(n_ctx=4096, n_threads=2, n_gpu_layers=0))
+
+
 @pytest.fixture
-def window(qtbot, tiny_nemotron) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
-    win = MainWindow(EngineBridge(), LoadSpec(str(tiny_nemotron.gguf_path),
-                                              LlamaLoadOptions(n_ctx=4096, n_threads=2, n_gpu_layers=0)))
+def store(tmp_path: Path) -> Iterator[ChatStore]:
+    s = ChatStore(tmp_path / "chats.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def window(qtbot, tiny_nemotron, store: ChatStore) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
+    win = MainWindow(EngineBridge(), store, tiny_spec(tiny_nemotron))
     win.max_tokens = 300
     qtbot.addWidget(win)
     win.show()

@@ -1,0 +1,149 @@
+"""ChatStore: conversations and messages in SQLite (WAL), saved while answers stream.
+
+Messages form a tree (each has a parent) so that an edited question can keep the old continuation
+as a branch; a conversation's `head_id` is the leaf of the branch on screen. An answer is written
+as it streams with state 'streaming'; at the next start any row still 'streaming' was cut off by a
+crash or a kill and becomes 'interrupted', with everything that reached the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    system_prompt TEXT NOT NULL DEFAULT '',
+    thinking INTEGER NOT NULL DEFAULT 1,
+    budget INTEGER,
+    head_id INTEGER,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+    parent_id INTEGER REFERENCES messages(id),
+    role TEXT NOT NULL,
+    content TEXT NOT NULL DEFAULT '',
+    reasoning TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'done',
+    figures TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id);
+"""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    title: str
+    updated: float
+    thinking: bool
+    budget: int | None
+    system_prompt: str
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    role: str
+    content: str
+    reasoning: str
+    state: str  # done, streaming, interrupted, cancelled, error
+    figures: dict[str, Any]
+
+
+class ChatStore:
+    def __init__(self, path: Path | str) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None)  # autocommit: every write lands
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._db.execute("UPDATE messages SET state='interrupted' WHERE state='streaming'")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- conversations -----------------------------------------------------------------------------
+
+    def create(self, title: str = "New chat", thinking: bool = True, budget: int | None = None) -> int:
+        now = time.time()
+        cur = self._db.execute("INSERT INTO conversations(title, created, updated, thinking, budget) "
+                               "VALUES (?, ?, ?, ?, ?)", (title, now, now, int(thinking), budget))
+        return int(cur.lastrowid or 0)
+
+    def conversations(self, search: str = "") -> list[Conversation]:
+        """Newest first; `search` matches titles and message text, case-insensitively."""
+        sql = ("SELECT id, title, updated, thinking, budget, system_prompt FROM conversations c WHERE deleted=0")
+        args: list[Any] = []
+        if search:
+            like = f"%{search}%"
+            sql += (" AND (title LIKE ? OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id=c.id "
+                    "AND m.content LIKE ?))")
+            args = [like, like]
+        rows = self._db.execute(sql + " ORDER BY updated DESC", args).fetchall()
+        return [Conversation(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
+
+    def get(self, conversation_id: int) -> Conversation:
+        return next(c for c in self.conversations() if c.id == conversation_id)
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        self._db.execute("UPDATE conversations SET title=? WHERE id=?", (title.strip() or "Untitled", conversation_id))
+
+    def set_delete(self, conversation_id: int, deleted: bool = True) -> None:
+        """Delete (hidden at once, kept for undo) or bring back."""
+        self._db.execute("UPDATE conversations SET deleted=? WHERE id=?", (int(deleted), conversation_id))
+
+    def set_settings(self, conversation_id: int, *, thinking: bool, budget: int | None, system_prompt: str) -> None:
+        self._db.execute("UPDATE conversations SET thinking=?, budget=?, system_prompt=? WHERE id=?",
+                         (int(thinking), budget, system_prompt, conversation_id))
+
+    # -- messages --------------------------------------------------------------------------------
+
+    def add(self, conversation_id: int, role: str, content: str = "", reasoning: str = "",
+            state: str = "done", parent_id: int | None = -1) -> int:
+        """Append a message under the current head (or under `parent_id`), and make it the head."""
+        if parent_id == -1:
+            row = self._db.execute("SELECT head_id FROM conversations WHERE id=?", (conversation_id,)).fetchone()
+            parent_id = row[0] if row else None
+        now = time.time()
+        cur = self._db.execute(
+            "INSERT INTO messages(conversation_id, parent_id, role, content, reasoning, state, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", (conversation_id, parent_id, role, content, reasoning, state, now))
+        message_id = int(cur.lastrowid or 0)
+        self._db.execute("UPDATE conversations SET head_id=?, updated=? WHERE id=?", (message_id, now, conversation_id))
+        return message_id
+
+    def update(self, message_id: int, *, content: str | None = None, reasoning: str | None = None,
+               state: str | None = None, figures: dict[str, Any] | None = None) -> None:
+        sets, args = [], []
+        for column, value in (("content", content), ("reasoning", reasoning), ("state", state)):
+            if value is not None:
+                sets.append(f"{column}=?")
+                args.append(value)
+        if figures is not None:
+            sets.append("figures=?")
+            args.append(json.dumps(figures))
+        if sets:
+            self._db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id=?", (*args, message_id))
+
+    def set_head(self, conversation_id: int, message_id: int | None) -> None:
+        self._db.execute("UPDATE conversations SET head_id=? WHERE id=?", (message_id, conversation_id))
+
+    def path(self, conversation_id: int) -> list[StoredMessage]:
+        """The messages on screen: from the first to the head, following parents."""
+        rows = self._db.execute(
+            "WITH RECURSIVE branch(id) AS (SELECT head_id FROM conversations WHERE id=? "
+            "UNION ALL SELECT m.parent_id FROM messages m JOIN branch b ON m.id=b.id WHERE m.parent_id IS NOT NULL) "
+            "SELECT m.id, m.role, m.content, m.reasoning, m.state, m.figures FROM messages m "
+            "JOIN branch b ON m.id=b.id ORDER BY m.id", (conversation_id,)).fetchall()
+        return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]

@@ -1,0 +1,54 @@
+"""ChatStore: SQLite in WAL mode, streamed saves, interrupted answers, search, delete and undo."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from app.store import ChatStore
+
+
+def test_conversation_round_trip_and_streaming_saves(tmp_path: Path) -> None:
+    db = tmp_path / "c.sqlite3"
+    store = ChatStore(db)
+    conv = store.create("Sky", thinking=False, budget=512)
+    store.add(conv, "user", "Why is the sky blue?")
+    answer = store.add(conv, "assistant", state="streaming")
+    store.update(answer, content="Rayleigh", reasoning="Think about light.")
+    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # a second connection (another process after a crash) sees every write already
+    other = ChatStore(db)
+    path = other.path(conv)
+    assert [(m.role, m.content, m.state) for m in path] == [
+        ("user", "Why is the sky blue?", "done"), ("assistant", "Rayleigh", "interrupted")]
+    assert path[1].reasoning == "Think about light."
+    c = other.get(conv)
+    assert (c.title, c.thinking, c.budget) == ("Sky", False, 512)
+
+
+def test_branches_follow_the_head(tmp_path: Path) -> None:
+    store = ChatStore(tmp_path / "c.sqlite3")
+    conv = store.create()
+    q1 = store.add(conv, "user", "one")
+    a1 = store.add(conv, "assistant", "first answer")
+    store.add(conv, "user", "two (edited away)", parent_id=a1)
+    edited = store.add(conv, "user", "two, edited", parent_id=a1)
+    assert [m.content for m in store.path(conv)] == ["one", "first answer", "two, edited"]
+    store.set_head(conv, q1)
+    assert [m.content for m in store.path(conv)] == ["one"]
+    store.set_head(conv, edited)
+
+
+def test_search_rename_delete_undo(tmp_path: Path) -> None:
+    store = ChatStore(tmp_path / "c.sqlite3")
+    a, b = store.create("Bread"), store.create("Rockets")
+    store.add(a, "user", "How long does sourdough rise?")
+    assert [c.id for c in store.conversations()] == [a, b]  # a was used last
+    assert [c.id for c in store.conversations("SOURDOUGH")] == [a]
+    assert [c.id for c in store.conversations("rock")] == [b]
+    store.rename(b, "  ")
+    assert store.get(b).title == "Untitled"
+    store.set_delete(a)
+    assert [c.id for c in store.conversations()] == [b]
+    store.set_delete(a, False)
+    assert {c.id for c in store.conversations()} == {a, b}
