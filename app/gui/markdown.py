@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
@@ -45,10 +47,7 @@ class MarkdownRenderer:
 
     def _fence(self, token: Token) -> str:
         lang = (token.info or "").strip().split(" ")[0]
-        try:
-            lexer = get_lexer_by_name(lang) if lang else TextLexer()
-        except ClassNotFound:
-            lexer = TextLexer()
+        lexer = _lexer(lang)
         index = len(self.code.texts)
         self.code.texts.append(token.content)
         body = highlight(token.content, lexer, self._formatter)
@@ -58,12 +57,24 @@ class MarkdownRenderer:
                 f'</td></tr><tr><td><pre style="margin:0">{body}</pre></td></tr></table>')
 
 
-def stable_split(text: str) -> int:
-    """Where the final part of a streamed markdown text ends: the last blank line outside a fence."""
+@lru_cache(maxsize=64)
+def _lexer(lang: str) -> Lexer:
+    try:
+        return get_lexer_by_name(lang) if lang else TextLexer()
+    except ClassNotFound:
+        return TextLexer()
+
+
+def stable_split(text: str, start: int = 0) -> int:
+    """Where the final part of a streamed markdown text ends: the last blank line outside a fence.
+
+    `start` is an earlier result: the scan resumes there (outside any fence), so each frame reads
+    only the new text.
+    """
     in_fence = False
-    boundary = 0
-    offset = 0
-    for line in text.splitlines(keepends=True):
+    boundary = start
+    offset = start
+    for line in text[start:].splitlines(keepends=True):
         stripped = line.lstrip()
         if stripped.startswith("```") or stripped.startswith("~~~"):
             in_fence = not in_fence

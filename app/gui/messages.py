@@ -39,15 +39,31 @@ class AutoHeightBrowser(QTextBrowser):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+        # Many size changes arrive per frame while text streams in: fit once, after them. The timer
+        # belongs to the widget, so it dies with it (a conversation switch deletes the messages).
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)
+        self._fit_timer.timeout.connect(self._fit)
+        self.document().documentLayout().documentSizeChanged.connect(self._schedule_fit)
+
+    def _schedule_fit(self) -> None:
+        if not self._fit_timer.isActive():
+            self._fit_timer.start()
 
     def _fit(self) -> None:
-        self.setFixedHeight(int(self.document().size().height()) + 4)
+        width = self.viewport().width()
+        if width != self.document().textWidth():
+            self.document().setTextWidth(width)
+        chrome = self.height() - self.viewport().height()  # frame and stylesheet padding
+        height = int(self.document().size().height()) + chrome + 2
+        if height != self.height():
+            self.setFixedHeight(height)
 
     def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         super().resizeEvent(event)
-        self.document().setTextWidth(self.viewport().width())
-        self._fit()
+        if self.viewport().width() != self.document().textWidth():  # only a new width re-wraps the text
+            self._schedule_fit()
 
 
 class UserMessage(AutoHeightBrowser):
@@ -70,9 +86,12 @@ class AnswerView(AutoHeightBrowser):
         self._tail_start = 0  # document position where the re-rendered tail begins
         self._stable_code = 0
         self.anchorClicked.connect(self._on_link)
+        self.hide()
 
     def append(self, text: str) -> None:
         self.text += text
+        if text.strip():
+            self.show()  # hidden while empty: no blank box under the thinking
 
     def refresh(self) -> None:
         """Render what arrived since the last frame: new final blocks once, then the open tail."""
@@ -81,7 +100,7 @@ class AnswerView(AutoHeightBrowser):
         cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
         cursor.removeSelectedText()
         del self._renderer.code.texts[self._stable_code:]
-        split = stable_split(self.text)
+        split = stable_split(self.text, self._stable_len)
         if split > self._stable_len:
             cursor.insertHtml(self._renderer.render(self.text[self._stable_len:split]))
             self._stable_len = split
@@ -222,6 +241,8 @@ class AssistantMessage(QWidget):
                 self._finished()
         if answer_changed:
             self.answer.refresh()
+        if not self.thinking.done and self.thinking.isVisible():
+            self.thinking.update_header()
 
     def figures(self) -> dict[str, object]:
         """What is saved with the answer, to show it again later."""

@@ -20,3 +20,10 @@ def test_stable_split_never_cuts_a_code_fence() -> None:
     assert stable_split("one paragraph still open") == 0
     open_fence = "Intro.\n\n```\ncode\n\nstill"
     assert open_fence[: stable_split(open_fence)] == "Intro.\n\n"
+
+
+def test_stable_split_resumes_from_an_earlier_boundary() -> None:
+    text = "a\n\nb\n\n```\nx\n\ny\n```\n\nc"
+    first = stable_split(text[:5])
+    assert first == 3
+    assert stable_split(text, first) == stable_split(text)
