@@ -139,6 +139,26 @@ class ChatStore:
     def set_head(self, conversation_id: int, message_id: int | None) -> None:
         self._db.execute("UPDATE conversations SET head_id=? WHERE id=?", (message_id, conversation_id))
 
+    def siblings(self, message_id: int) -> list[int]:
+        """The message and its alternatives (same parent): regenerated answers, edited questions."""
+        rows = self._db.execute(
+            "SELECT s.id FROM messages s JOIN messages m ON m.id=? AND s.conversation_id=m.conversation_id "
+            "AND s.parent_id IS m.parent_id AND s.state != 'error' ORDER BY s.id", (message_id,)).fetchall()
+        return [r[0] for r in rows]
+
+    def leaf(self, message_id: int) -> int:
+        """The newest leaf under a message: where its branch currently ends."""
+        while True:
+            row = self._db.execute("SELECT max(id) FROM messages WHERE parent_id=? AND state != 'error'",
+                                   (message_id,)).fetchone()
+            if row is None or row[0] is None:
+                return message_id
+            message_id = row[0]
+
+    def parent(self, message_id: int) -> int | None:
+        row = self._db.execute("SELECT parent_id FROM messages WHERE id=?", (message_id,)).fetchone()
+        return None if row is None else row[0]
+
     def path(self, conversation_id: int) -> list[StoredMessage]:
         """The messages on screen: from the first to the head, following parents."""
         rows = self._db.execute(

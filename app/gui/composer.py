@@ -1,14 +1,18 @@
 """The composer: message input, reasoning toggle, budget slider, send and stop.
 
 Signals:
-    sendRequested(str)   the person sent a message (Enter, or the Send button)
-    stopRequested()      Stop (the button or Esc)
+    sendRequested(str)       the person sent a message (Enter, or the Send button)
+    stopRequested()          Stop (the button or Esc)
+    regenerateRequested()    a new answer to the last question
+    cancelEditRequested()    leave editing an earlier question
 """
 
 from __future__ import annotations
 
 from app.gui.qt import (
     QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
     QHBoxLayout,
     QKeySequence,
     QLabel,
@@ -19,6 +23,13 @@ from app.gui.qt import (
     QVBoxLayout,
     QWidget,
     Signal,
+)
+
+#: Sampling presets from the model card: (name, temperature, top_p); None = the custom values.
+PRESETS: tuple[tuple[str, float | None, float | None], ...] = (
+    ("Reasoning (temperature 1.0, top-p 1.0)", 1.0, 1.0),
+    ("Tool calling (temperature 0.6, top-p 0.95)", 0.6, 0.95),
+    ("Custom", None, None),
 )
 
 #: Slider positions: no limit, then 64 to 32768 tokens on half-octave (log) steps.
@@ -41,6 +52,8 @@ class MessageInput(QPlainTextEdit):
 class Composer(QWidget):
     sendRequested = Signal(str)
     stopRequested = Signal()
+    regenerateRequested = Signal()
+    cancelEditRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,17 +69,42 @@ class Composer(QWidget):
         self.budget.setAccessibleName("Reasoning budget")
         self.budget.setMaximumWidth(220)
         self.budget_label = QLabel(self)
+        self.preset = QComboBox(self)
+        self.preset.setAccessibleName("Sampling preset")
+        for name, _, _ in PRESETS:
+            self.preset.addItem(name)
+        self.temperature = QDoubleSpinBox(self)
+        self.temperature.setRange(0.0, 2.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(1.0)
+        self.temperature.setPrefix("temp ")
+        self.top_p = QDoubleSpinBox(self)
+        self.top_p.setRange(0.05, 1.0)
+        self.top_p.setSingleStep(0.05)
+        self.top_p.setValue(1.0)
+        self.top_p.setPrefix("top-p ")
+        self.editing = QLabel("Editing an earlier message: sending it starts a new branch.", self)
+        self.cancel_edit = QPushButton("Cancel edit", self)
+        self.regenerate = QPushButton("Regenerate", self)
+        self.regenerate.setToolTip("Write a new answer to the last question (the old one is kept)")
         self.send = QPushButton("Send", self)
         self.stop = QPushButton("Stop", self)
         self.stop.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         self.stop.setToolTip("Stop the answer (Esc)")
         row = QHBoxLayout()
-        for widget in (self.think, QLabel("Budget:", self), self.budget, self.budget_label):
-            row.addWidget(widget)
+        controls: tuple[QWidget, ...] = (self.think, QLabel("Budget:", self), self.budget, self.budget_label,
+                                         self.preset, self.temperature, self.top_p)
+        for control in controls:
+            row.addWidget(control)
         row.addStretch(1)
-        row.addWidget(self.stop)
-        row.addWidget(self.send)
+        for button in (self.regenerate, self.stop, self.send):
+            row.addWidget(button)
+        edit_row = QHBoxLayout()
+        edit_row.addWidget(self.editing)
+        edit_row.addWidget(self.cancel_edit)
+        edit_row.addStretch(1)
         layout = QVBoxLayout(self)
+        layout.addLayout(edit_row)
         layout.addWidget(self.input)
         layout.addLayout(row)
         self.input.submitted.connect(self._send)
@@ -74,8 +112,29 @@ class Composer(QWidget):
         self.stop.clicked.connect(self.stopRequested)
         self.budget.valueChanged.connect(self._show_budget)
         self.think.toggled.connect(self.budget.setEnabled)
+        self.regenerate.clicked.connect(self.regenerateRequested)
+        self.cancel_edit.clicked.connect(self.cancelEditRequested)
+        self.preset.currentIndexChanged.connect(self._show_preset)
         self._show_budget()
+        self._show_preset()
+        self.show_editing(False)
         self.set_busy(False)
+
+    def sampling(self) -> tuple[float, float]:
+        """(temperature, top_p) of the chosen preset."""
+        _, temperature, top_p = PRESETS[self.preset.currentIndex()]
+        if temperature is None or top_p is None:
+            return self.temperature.value(), self.top_p.value()
+        return temperature, top_p
+
+    def show_editing(self, editing: bool) -> None:
+        self.editing.setVisible(editing)
+        self.cancel_edit.setVisible(editing)
+
+    def _show_preset(self) -> None:
+        custom = PRESETS[self.preset.currentIndex()][1] is None
+        self.temperature.setVisible(custom)
+        self.top_p.setVisible(custom)
 
     @property
     def budget_tokens(self) -> int | None:
@@ -91,6 +150,7 @@ class Composer(QWidget):
 
     def set_busy(self, busy: bool) -> None:
         self.send.setEnabled(not busy)
+        self.regenerate.setEnabled(not busy)
         self.stop.setEnabled(busy)
 
     def _show_budget(self) -> None:

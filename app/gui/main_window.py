@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.gui.branches import MessageTools
 from app.gui.bridge import EngineBridge
 from app.gui.composer import Composer
 from app.gui.markdown import MarkdownRenderer
@@ -17,8 +18,10 @@ from app.gui.qt import (
     QAction,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSettings,
@@ -69,6 +72,7 @@ class MainWindow(QMainWindow):
         self.current: AssistantMessage | None = None
         self._current_id = 0
         self._deleted_id: int | None = None
+        self._edit_parent: int | None = None  # editing: the parent of the question being replaced (0: none)
         self.sidebar = Sidebar(store, self)
         self.chat = ChatView(self)
         self.composer = Composer(self)
@@ -94,6 +98,8 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.composer.sendRequested.connect(self.send)
         self.composer.stopRequested.connect(self.bridge.stop)
+        self.composer.regenerateRequested.connect(self.regenerate)
+        self.composer.cancelEditRequested.connect(self.cancel_edit)
         self.composer.think.toggled.connect(self._save_settings)
         self.composer.budget.valueChanged.connect(self._save_settings)
         self.sidebar.conversationChosen.connect(self.open_conversation)
@@ -117,9 +123,13 @@ class MainWindow(QMainWindow):
 
     def request(self) -> GenerationRequest:
         thinking = self.composer.think.isChecked()
-        return GenerationRequest(tuple(self.history), thinking=thinking,
+        system = self.store.get(self.conversation_id).system_prompt if self.conversation_id else ""
+        messages = ([Message("system", system)] if system else []) + self.history
+        temperature, top_p = self.composer.sampling()
+        return GenerationRequest(tuple(messages), thinking=thinking,
                                  reasoning_budget=self.composer.budget_tokens if thinking else None,
-                                 sampling=SamplingParams(max_tokens=self.max_tokens))
+                                 sampling=SamplingParams(temperature=temperature, top_p=top_p,
+                                                         max_tokens=self.max_tokens))
 
     def send(self, text: str) -> None:
         if self.bridge.busy:
@@ -129,13 +139,56 @@ class MainWindow(QMainWindow):
                                                      self.composer.budget_tokens)
             self.sidebar.model.refresh()
             self.sidebar.select(self.conversation_id)
-        self.store.add(self.conversation_id, "user", text)
-        self.chat.add(UserMessage(text))
+        if self._edit_parent is not None:  # an edited question: a new branch beside the old one
+            parent = self._edit_parent
+            self.store.add(self.conversation_id, "user", text, parent_id=parent if parent > 0 else None)
+            self.cancel_edit()
+            self._render()
+        else:
+            user_id = self.store.add(self.conversation_id, "user", text)
+            self.chat.add(UserMessage(text))
+            self._add_tools(user_id, "user")
+        self._answer()
+
+    def regenerate(self) -> None:
+        """A new answer to the last question, kept beside the old one (switch with ‹ ›)."""
+        if self.bridge.busy or self.conversation_id is None:
+            return
+        path = self.store.path(self.conversation_id)
+        if len(path) < 2 or path[-1].role != "assistant":
+            return
+        self.store.set_head(self.conversation_id, path[-2].id)
+        self._render()
+        self._answer()
+
+    def _answer(self) -> None:
+        assert self.conversation_id is not None
         self.last_request = self.request()
         self._current_id = self.store.add(self.conversation_id, "assistant", state="streaming")
         self.current = AssistantMessage(self.renderer)
         self.chat.add(self.current)
         self.bridge.generate(self.last_request)
+
+    def edit(self, message_id: int) -> None:
+        """Put an earlier question back in the box; sending it starts a new branch there."""
+        if self.bridge.busy:
+            return
+        parent = self.store.parent(message_id)
+        self._edit_parent = parent if parent is not None else 0
+        text = next(m.content for m in self.store.path(self.conversation_id or 0) if m.id == message_id)
+        self.composer.input.setPlainText(text)
+        self.composer.show_editing(True)
+        self.composer.input.setFocus()
+
+    def cancel_edit(self) -> None:
+        self._edit_parent = None
+        self.composer.show_editing(False)
+
+    def switch_branch(self, message_id: int) -> None:
+        if self.bridge.busy or self.conversation_id is None:
+            return
+        self.store.set_head(self.conversation_id, self.store.leaf(message_id))
+        self._render()
 
     def _on_events(self, events: list[EngineEvent]) -> None:
         current = self.current
@@ -155,12 +208,13 @@ class MainWindow(QMainWindow):
             state = "cancelled" if current.finish is FinishReason.CANCELLED else "done"
             self.store.update(self._current_id, content=current.answer.text.strip(), state=state,
                               figures=current.figures())
+            self._add_tools(self._current_id, "assistant")
         else:
             # The failed turn leaves the conversation; its question goes back into the box.
             self.store.update(self._current_id, state="error")
             path = self.store.path(self.conversation_id)
             question = path[-2]
-            self.store.set_head(self.conversation_id, path[-3].id if len(path) > 2 else None)
+            self.store.set_head(self.conversation_id, self.store.parent(question.id))
             if not self.composer.input.toPlainText():
                 self.composer.input.setPlainText(question.content)
         self.current = None
@@ -169,6 +223,7 @@ class MainWindow(QMainWindow):
     def new_chat(self) -> None:
         if self.bridge.busy:
             return
+        self.cancel_edit()
         self.conversation_id = None
         self.chat.clear()
         self.composer.input.setFocus()
@@ -176,18 +231,34 @@ class MainWindow(QMainWindow):
     def open_conversation(self, conversation_id: int) -> None:
         if self.bridge.busy or conversation_id == self.conversation_id:
             return
+        self.cancel_edit()
         self.conversation_id = conversation_id
         conv = self.store.get(conversation_id)
         self.composer.think.setChecked(conv.thinking)
         self.composer.set_budget(conv.budget)
+        self._render()
+
+    def _render(self) -> None:
+        """Show the conversation's current branch, with ‹ › where a message has alternatives."""
         self.chat.clear()
-        for m in self.store.path(conversation_id):
+        if self.conversation_id is None:
+            return
+        for m in self.store.path(self.conversation_id):
             if m.role == "user":
                 self.chat.add(UserMessage(m.content))
             elif m.role == "assistant":
                 widget = AssistantMessage(self.renderer)
                 self.chat.add(widget)
                 widget.restore(m.reasoning, m.content, m.state, m.figures)
+            self._add_tools(m.id, m.role)
+
+    def _add_tools(self, message_id: int, role: str) -> None:
+        siblings = self.store.siblings(message_id)
+        if len(siblings) > 1 or role == "user":
+            tools = MessageTools(message_id, siblings, editable=role == "user")
+            tools.switchTo.connect(self.switch_branch)
+            tools.editRequested.connect(self.edit)
+            self.chat.add(tools)
 
     def _save_settings(self) -> None:
         if self.conversation_id is not None:
@@ -225,6 +296,42 @@ class MainWindow(QMainWindow):
         search.triggered.connect(self.sidebar.search.setFocus)
         for action in (open_action, demo, stop, search):
             menu.addAction(action)
+        chat = self.menuBar().addMenu("&Conversation")
+        chat.addAction("System prompt…", self._edit_system_prompt)
+        chat.addAction("Export as Markdown…", lambda: self._export("md"))
+        chat.addAction("Export as JSON…", lambda: self._export("json"))
+
+    def set_system_prompt(self, text: str) -> None:
+        if self.conversation_id is None:
+            self.conversation_id = self.store.create("New chat", self.composer.think.isChecked(),
+                                                     self.composer.budget_tokens)
+            self.sidebar.model.refresh()
+        self.store.set_settings(self.conversation_id, thinking=self.composer.think.isChecked(),
+                                budget=self.composer.budget_tokens, system_prompt=text.strip())
+
+    def _edit_system_prompt(self) -> None:
+        current = self.store.get(self.conversation_id).system_prompt if self.conversation_id else ""
+        text, ok = QInputDialog.getMultiLineText(self, "System prompt", "Instructions for this conversation:",
+                                                 current)
+        if ok:
+            self.set_system_prompt(text)
+
+    def _export(self, kind: str) -> None:
+        if self.conversation_id is None:
+            return
+        from app.export import to_json, to_markdown
+
+        title = self.store.get(self.conversation_id).title
+        path, _ = QFileDialog.getSaveFileName(self, "Export conversation", str(Path.home() / f"{title[:40]}.{kind}"))
+        if not path:
+            return
+        body = to_markdown(self.store, self.conversation_id) if kind == "md" else to_json(self.store,
+                                                                                             self.conversation_id)
+        try:
+            Path(path).write_text(body, encoding="utf-8")
+        except OSError as exc:
+            QMessageBox.warning(self, "Export failed", f"Could not write {path}: {exc.strerror}. "
+                                "Choose another folder, or free some disk space.")
 
     def _choose_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", str(Path.home()), "GGUF models (*.gguf)")

@@ -142,3 +142,61 @@ def test_kill_9_while_streaming_loses_nothing(qtbot, tiny_nemotron, tmp_path: Pa
     assert "Interrupted" in answer.footer.text()
     assert [m.role for m in win.history] == ["user", "assistant"]
     win.close()
+
+
+def test_regenerate_keeps_both_answers_and_switches(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.branches import MessageTools
+
+    window.composer.think.setChecked(False)
+    window.max_tokens = 12
+    send(qtbot, window, "Say something")
+    wait_answer(qtbot, window)
+    first = last_answer(window).answer.text
+    qtbot.mouseClick(window.composer.regenerate, Qt.MouseButton.LeftButton)
+    wait_answer(qtbot, window)
+    second = last_answer(window).answer.text
+    assert len(window.history) == 2  # one question, the new answer on screen
+    tools = [t for t in window.chat.widget().findChildren(MessageTools) if len(t.siblings) == 2]
+    assert tools and tools[-1].position.text() == "2/2"
+    window.switch_branch(tools[-1].siblings[0])
+    assert last_answer(window).answer.text.strip() == first.strip()
+    assert second  # the other answer is still stored
+    assert [m.content for m in window.history] == ["Say something", first.strip()]
+
+
+def test_edit_an_earlier_question_makes_a_branch(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.branches import MessageTools
+
+    window.composer.think.setChecked(False)
+    window.max_tokens = 8
+    send(qtbot, window, "First question")
+    wait_answer(qtbot, window)
+    send(qtbot, window, "Second question")
+    wait_answer(qtbot, window)
+    first_q = next(t for t in window.chat.widget().findChildren(MessageTools))
+    window.edit(first_q.message_id)
+    assert window.composer.input.toPlainText() == "First question" and window.composer.editing.isVisibleTo(window)
+    window.composer.input.setPlainText("First question, edited")
+    qtbot.keyClick(window.composer.input, Qt.Key.Key_Return)
+    wait_answer(qtbot, window)
+    assert [m.role for m in window.history] == ["user", "assistant"]
+    assert window.history[0].content == "First question, edited"
+    switcher = next(t for t in window.chat.widget().findChildren(MessageTools) if len(t.siblings) == 2)
+    window.switch_branch(switcher.siblings[0])  # back to the old branch, with its follow-up
+    assert [m.content for m in window.history][::2] == ["First question", "Second question"]
+
+
+def test_system_prompt_and_presets_reach_the_request(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.set_system_prompt("Answer in French.")
+    window.composer.preset.setCurrentIndex(1)  # tool calling
+    window.composer.think.setChecked(False)
+    window.max_tokens = 4
+    send(qtbot, window, "Hi")
+    wait_answer(qtbot, window)
+    request = window.last_request
+    assert request is not None and request.messages[0].role == "system"
+    assert request.messages[0].content == "Answer in French."
+    assert (request.sampling.temperature, request.sampling.top_p) == (0.6, 0.95)
+    window.composer.preset.setCurrentIndex(2)  # custom
+    window.composer.temperature.setValue(0.3)
+    assert window.composer.sampling() == (0.3, 1.0)

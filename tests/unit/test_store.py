@@ -52,3 +52,31 @@ def test_search_rename_delete_undo(tmp_path: Path) -> None:
     assert [c.id for c in store.conversations()] == [b]
     store.set_delete(a, False)
     assert {c.id for c in store.conversations()} == {a, b}
+
+
+def test_siblings_and_leaves_for_branch_switching(tmp_path: Path) -> None:
+    store = ChatStore(tmp_path / "c.sqlite3")
+    conv = store.create()
+    q = store.add(conv, "user", "q")
+    a1 = store.add(conv, "assistant", "a1")
+    follow = store.add(conv, "user", "follow-up")
+    a2 = store.add(conv, "assistant", "a2 (regenerated)", parent_id=q)
+    assert store.siblings(a1) == [a1, a2] and store.siblings(a2) == [a1, a2]
+    assert store.leaf(a1) == follow and store.leaf(a2) == a2 and store.parent(a2) == q
+    store.set_head(conv, store.leaf(a1))
+    assert [m.content for m in store.path(conv)] == ["q", "a1", "follow-up"]
+
+
+def test_export_markdown_and_json(tmp_path: Path) -> None:
+    import json
+
+    from app.export import to_json, to_markdown
+
+    store = ChatStore(tmp_path / "c.sqlite3")
+    conv = store.create("Sky")
+    store.add(conv, "user", "Why blue?")
+    store.add(conv, "assistant", "Rayleigh scattering.", reasoning="Light scatters.\nShort waves more.")
+    md = to_markdown(store, conv)
+    assert md.startswith("# Sky") and "## You\n\nWhy blue?" in md and "> Short waves more." in md
+    data = json.loads(to_json(store, conv))
+    assert data["title"] == "Sky" and data["messages"][1]["reasoning"].startswith("Light")
