@@ -12,6 +12,7 @@ from pathlib import Path
 from app.gui.branches import MessageTools
 from app.gui.bridge import EngineBridge
 from app.gui.composer import Composer
+from app.gui.load_dialog import LoadSettingsDialog, saved_options
 from app.gui.markdown import MarkdownRenderer
 from app.gui.messages import AssistantMessage, UserMessage
 from app.gui.qt import (
@@ -32,7 +33,6 @@ from app.gui.qt import (
 from app.gui.sidebar import Sidebar
 from app.store import ChatStore
 from engine.api import EngineEvent, Error, FinishReason, GenerationRequest, Message, ModelInfo, SamplingParams, Usage
-from engine.backends.llama_cpp import LlamaLoadOptions
 from engine.session import LoadSpec
 
 
@@ -294,7 +294,11 @@ class MainWindow(QMainWindow):
         search = QAction("Search chats", self)
         search.setShortcut("Ctrl+F")
         search.triggered.connect(self.sidebar.search.setFocus)
-        for action in (open_action, demo, stop, search):
+        settings = QAction("Load settings…", self)
+        settings.triggered.connect(self._load_settings)
+        unload = QAction("Unload", self)
+        unload.triggered.connect(self.unload_model)
+        for action in (open_action, demo, settings, unload, stop, search):
             menu.addAction(action)
         chat = self.menuBar().addMenu("&Conversation")
         chat.addAction("System prompt…", self._edit_system_prompt)
@@ -339,7 +343,24 @@ class MainWindow(QMainWindow):
             self.load_model(path)
 
     def load_model(self, path: str | None) -> None:
-        self.bridge.load(LoadSpec(path, LlamaLoadOptions()))
+        """Load a GGUF (None: the demo model) with the saved load settings; the window stays usable."""
+        if self.bridge.busy:
+            self.status.setText("Wait for the current answer or load to finish, or stop it first.")
+            return
+        self._model_path = path
+        self.bridge.load(LoadSpec(path, saved_options()))
+
+    def unload_model(self) -> None:
+        """End the engine process: its memory, GPU memory included, is given back at once."""
+        if self.bridge.busy:
+            return
+        self.bridge.client.unload()
+        self.bridge.model = None
+        self.status.setText("No model loaded")
+
+    def _load_settings(self) -> None:
+        if LoadSettingsDialog(self).exec() and self.bridge.model is not None:
+            self.load_model(getattr(self, "_model_path", self.bridge.model.path))
 
     def _on_loaded(self, info: ModelInfo) -> None:
         self._model_text = (f"{info.name} · {info.backend} · {info.quantization} · GPU layers {info.n_gpu_layers} · "

@@ -102,3 +102,29 @@ def test_engine_crash_shows_an_error_and_the_next_message_works(qtbot, window: M
     send(qtbot, window, "Again")
     wait_answer(qtbot, window)
     assert last_answer(window).error is None and [m.role for m in window.history] == ["user", "assistant"]
+
+
+def test_load_settings_unload_and_reload(qtbot, window: MainWindow, tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.load_dialog import LoadSettingsDialog, saved_options
+
+    dialog = LoadSettingsDialog(window)
+    dialog.context.setValue(2048)
+    dialog.threads.setValue(1)
+    dialog.gpu_layers.setValue(0)
+    dialog.accept()
+    assert (saved_options().n_ctx, saved_options().n_threads, saved_options().n_gpu_layers) == (2048, 1, 0)
+    pid = window.bridge.client.worker_pid
+    window.unload_model()
+    assert window.bridge.client.worker_pid is None and "No model" in window.status.text()
+    assert pid is not None
+    window.load_model(str(tiny_nemotron.gguf_path))
+    qtbot.waitUntil(lambda: window.bridge.model is not None and not window.bridge.busy, timeout=60_000)
+    assert window.bridge.model.n_ctx == 2048 and "context 2048" in window.status.text()
+
+
+def test_bad_model_file_is_explained_in_the_status_line(qtbot, window: MainWindow, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a model")
+    window.load_model(str(bad))
+    qtbot.waitUntil(lambda: not window.bridge.busy, timeout=30_000)
+    assert "not a GGUF file" in window.status.text() and "Choose a .gguf" in window.status.text()
