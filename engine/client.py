@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -54,6 +54,10 @@ class EngineClient:
         self._conn: Connection | None = None
         self._cancel = self._ctx.Event()
         self._busy = threading.Event()
+        # One command at a time, whichever thread asks (the GUI and the local server share one
+        # engine); the others wait their turn. A plain Lock: a generator may be closed elsewhere.
+        self._lock = threading.Lock()
+        self._owner: int | None = None  # the thread whose command is running
         self._cancel_requests = 0
         self._killed_by_user = False
         self._spec: LoadSpec | None = None
@@ -107,35 +111,29 @@ class EngineClient:
         """Load a model in the worker; yields LoadProgress, then ModelInfo or Error."""
         self._spec = spec
         self.model = None
-        self._ensure_worker()
-        for event in self._command("load", spec):
-            if isinstance(event, ModelInfo):
-                self.model = event
-            yield event
+        yield from self._command("load", spec)
 
     def unload(self) -> None:
         """Free the model by ending the worker: the only way to be sure the GPU memory is back."""
-        self._spec = None
-        self.close()
+        with self._lock:
+            self._spec = None
+            self.close()
 
     def generate(self, request: GenerationRequest) -> Iterator[EngineEvent]:
-        """Stream the events of one answer. Ends with Finished or Error."""
-        if self.model is None:
-            if self._spec is None:
-                yield Error("No model is loaded.", "Load a model first.", "no_model")
-                return
-            for event in self.load(self._spec):  # a fresh worker after a crash
-                yield event
-                if isinstance(event, Error):
-                    return
-        self._cancel.clear()
-        self._cancel_requests = 0
-        self._killed_by_user = False
+        """Stream the events of one answer. Ends with Finished or Error.
+
+        After a crash the same model is first reloaded in a fresh worker (its progress events come
+        first in the stream).
+        """
         yield from self._command("generate", request)
 
-    def cancel(self) -> None:
-        """Stop the running answer: first within one token, a second call by killing the worker."""
-        if not self._busy.is_set():
+    def cancel(self, owner: int | None = None) -> None:
+        """Stop the running answer: first within one token, a second call by killing the worker.
+
+        `owner`: a thread ident; when given, only that thread's answer is stopped (a request still
+        waiting for its turn must not stop someone else's).
+        """
+        if not self._busy.is_set() or (owner is not None and owner != self._owner):
             return
         self._cancel_requests += 1
         self._cancel.set()
@@ -146,6 +144,34 @@ class EngineClient:
     # -- transport -----------------------------------------------------------------------------
 
     def _command(self, command: str, payload: Any) -> Iterator[EngineEvent]:
+        with self._lock:
+            self._owner = threading.get_ident()
+            self._cancel.clear()
+            self._cancel_requests = 0
+            self._killed_by_user = False
+            try:
+                if command == "generate" and self.model is None:
+                    if self._spec is None:
+                        yield Error("No model is loaded.", "Load a model first.", "no_model")
+                        return
+                    if not (yield from self._load(self._spec)):  # a fresh worker after a crash
+                        return
+                if command == "load":
+                    yield from self._load(payload)
+                else:
+                    yield from self._exchange(command, payload)
+            finally:
+                self._owner = None
+
+    def _load(self, spec: LoadSpec) -> Generator[EngineEvent, None, bool]:
+        self._ensure_worker()
+        for event in self._exchange("load", spec):
+            if isinstance(event, ModelInfo):
+                self.model = event
+            yield event
+        return self.model is not None
+
+    def _exchange(self, command: str, payload: Any) -> Iterator[EngineEvent]:
         assert self._conn is not None and self._process is not None
         conn, process = self._conn, self._process
         self._busy.set()

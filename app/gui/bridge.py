@@ -54,11 +54,13 @@ class EngineBridge(QObject):
         return self._start(lambda: self.client.generate(request))
 
     def stop(self) -> None:
-        """Stop the answer now (a second call kills the engine process)."""
-        self.client.cancel()
+        """Stop this window's answer now (a second call kills the engine process)."""
+        thread = self._thread
+        if thread is not None:
+            self.client.cancel(owner=thread.ident)
 
     def shutdown(self) -> None:
-        self.client.cancel()
+        self.stop()
         if self._thread is not None:
             self._thread.join(10)
         self._timer.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.gui.api_switch import ApiServer
 from app.gui.branches import MessageTools
 from app.gui.bridge import EngineBridge
 from app.gui.composer import Composer
@@ -87,7 +88,10 @@ class MainWindow(QMainWindow):
         self.status = QLabel("No model loaded", self)
         self.undo = QPushButton("Undo delete", self)
         self.undo.hide()
+        self.api: ApiServer | None = None
+        self.api_label = QLabel("", self)
         self.statusBar().addPermanentWidget(self.status, 1)
+        self.statusBar().addPermanentWidget(self.api_label)
         self.statusBar().addPermanentWidget(self.undo)
         self._menus()
         self._connect()
@@ -300,10 +304,46 @@ class MainWindow(QMainWindow):
         unload.triggered.connect(self.unload_model)
         for action in (open_action, demo, settings, unload, stop, search):
             menu.addAction(action)
+        server = self.menuBar().addMenu("&Server")
+        self.serve_action = QAction("Serve the model on 127.0.0.1 (OpenAI API)", self)
+        self.serve_action.setCheckable(True)
+        self.serve_action.toggled.connect(self.set_serving)
+        server.addAction(self.serve_action)
+        server.addAction("Port…", self._choose_port)
         chat = self.menuBar().addMenu("&Conversation")
         chat.addAction("System prompt…", self._edit_system_prompt)
         chat.addAction("Export as Markdown…", lambda: self._export("md"))
         chat.addAction("Export as JSON…", lambda: self._export("json"))
+
+    def set_serving(self, on: bool) -> None:
+        """Switch the local API on or off; it shares this window's engine."""
+        if on and self.api is None:
+            if self.bridge.model is None:
+                self.status.setText("Load a model first, then switch the API on.")
+                self.serve_action.setChecked(False)
+                return
+            port = int(str(QSettings().value("server/port", 8000)))
+            api = ApiServer(self.bridge.client, self.bridge.model, port)
+            problem = api.start()
+            if problem is not None:
+                self.status.setText(problem)
+                self.serve_action.setChecked(False)
+                return
+            self.api = api
+            self.api_label.setText(f"API: {api.url}")
+        elif not on and self.api is not None:
+            self.api.stop()
+            self.api = None
+            self.api_label.setText("")
+
+    def _choose_port(self) -> None:
+        port, ok = QInputDialog.getInt(self, "API port", "Port on 127.0.0.1:",
+                                       int(str(QSettings().value("server/port", 8000))), 1024, 65535)
+        if ok:
+            QSettings().setValue("server/port", port)
+            if self.api is not None:  # move the running server
+                self.set_serving(False)
+                self.set_serving(True)
 
     def set_system_prompt(self, text: str) -> None:
         if self.conversation_id is None:
@@ -354,6 +394,7 @@ class MainWindow(QMainWindow):
         """End the engine process: its memory, GPU memory included, is given back at once."""
         if self.bridge.busy:
             return
+        self.serve_action.setChecked(False)
         self.bridge.client.unload()
         self.bridge.model = None
         self.status.setText("No model loaded")
@@ -389,5 +430,6 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         QSettings().setValue("window/geometry", self.saveGeometry())
+        self.set_serving(False)
         self.bridge.shutdown()
         super().closeEvent(event)

@@ -8,6 +8,7 @@ the generation, and the next request waits only for that cancel (one token), not
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -39,10 +40,18 @@ class EngineRunner:
     async def _generate(self, request: GenerationRequest) -> AsyncGenerator[EngineEvent, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
+        abandoned = threading.Event()
 
         def produce() -> None:
+            me = threading.get_ident()
+            cancelled = False
             try:
                 for event in self.client.generate(request):
+                    if abandoned.is_set() and not cancelled:
+                        cancelled = True  # once: a second cancel would kill the engine process
+                        # The client left (maybe while this request waited for its turn): stop our
+                        # answer, and drain its last events so the engine is clean for the next one.
+                        self.client.cancel(owner=me)
                     if isinstance(event, Finished):
                         self.finished.append(event.reason)
                     loop.call_soon_threadsafe(queue.put_nowait, event)
@@ -57,5 +66,5 @@ class EngineRunner:
             done = True
         finally:
             if not done:
-                self.client.cancel()
+                abandoned.set()  # produce() cancels this request's answer, never another front end's
             await asyncio.shield(worker)
