@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         self._menus()
         self._connect()
         self._restore_geometry()
+        QTimer.singleShot(0, self.renderer.warm_up)  # once the window is up, not before
         if load is not None:
             self.bridge.load(load)
 

@@ -44,6 +44,7 @@ def stream(app: QApplication) -> tuple[list[float], float]:
     win = MainWindow(EngineBridge(), ChatStore(Path(tempfile.mkdtemp()) / "b.sqlite3"))
     win.resize(1200, 800)
     win.show()
+    app.processEvents()  # the window's idle-time warm-up runs, as it would before a person types
     message = AssistantMessage(win.renderer)
     win.chat.add(message)
     events = synthetic(TOKENS)
