@@ -19,6 +19,7 @@ from app.gui.messages import AssistantMessage, UserMessage
 from app.gui.qt import (
     QAction,
     QFileDialog,
+    QGuiApplication,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -27,6 +28,7 @@ from app.gui.qt import (
     QPushButton,
     QScrollArea,
     QSettings,
+    Qt,
     QTimer,
     QVBoxLayout,
     QWidget,
@@ -97,6 +99,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_geometry()
         QTimer.singleShot(0, self.renderer.warm_up)  # once the window is up, not before
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_color_scheme)
         if load is not None:
             self.bridge.load(load)
 
@@ -264,6 +267,12 @@ class MainWindow(QMainWindow):
             tools.switchTo.connect(self.switch_branch)
             tools.editRequested.connect(self.edit)
             self.chat.add(tools)
+
+    def _follow_color_scheme(self, scheme: Qt.ColorScheme) -> None:
+        """The system switched light/dark: new code blocks use matching colours, shown ones re-render."""
+        self.renderer.set_dark(scheme == Qt.ColorScheme.Dark)
+        if not self.bridge.busy:
+            self._render()
 
     def _save_settings(self) -> None:
         if self.conversation_id is not None:

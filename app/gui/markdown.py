@@ -30,7 +30,7 @@ class CodeBlocks:
 
 class MarkdownRenderer:
     def __init__(self, dark: bool = False) -> None:
-        self._formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if dark else "friendly")
+        self.set_dark(dark)
         self._md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
         self._md.enable("table").enable("strikethrough")
         # markdown-it binds render rules to its own renderer: hand it a plain function.
@@ -40,6 +40,9 @@ class MarkdownRenderer:
         self._md.add_render_rule("fence", fence)
         self._md.add_render_rule("code_block", fence)
         self.code = CodeBlocks()
+
+    def set_dark(self, dark: bool) -> None:
+        self._formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if dark else "friendly")
         self._code_bg = "#272822" if dark else "#f6f8fa"
 
     def warm_up(self) -> None:

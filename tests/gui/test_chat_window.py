@@ -128,3 +128,10 @@ def test_bad_model_file_is_explained_in_the_status_line(qtbot, window: MainWindo
     window.load_model(str(bad))
     qtbot.waitUntil(lambda: not window.bridge.busy, timeout=30_000)
     assert "not a GGUF file" in window.status.text() and "Choose a .gguf" in window.status.text()
+
+
+def test_follows_the_system_colour_scheme(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window._follow_color_scheme(Qt.ColorScheme.Dark)
+    assert "#272822" in window.renderer.render("```\nx\n```\n")
+    window._follow_color_scheme(Qt.ColorScheme.Light)
+    assert "#f6f8fa" in window.renderer.render("```\nx\n```\n")

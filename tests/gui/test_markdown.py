@@ -27,3 +27,11 @@ def test_stable_split_resumes_from_an_earlier_boundary() -> None:
     first = stable_split(text[:5])
     assert first == 3
     assert stable_split(text, first) == stable_split(text)
+
+
+def test_dark_and_light_code_colours() -> None:
+    r = MarkdownRenderer(dark=False)
+    light = r.render("```python\nx = 1\n```\n")
+    r.set_dark(True)
+    dark = r.render("```python\nx = 1\n```\n")
+    assert "#f6f8fa" in light and "#272822" in dark
