@@ -175,29 +175,50 @@ class EngineClient:
         assert self._conn is not None and self._process is not None
         conn, process = self._conn, self._process
         self._busy.set()
+        complete = False
         try:
             try:
                 conn.send((command, payload))
             except OSError:
+                complete = True
                 yield from self._worker_died(process)
                 return
             while True:
-                try:
-                    if not conn.poll(_POLL_S):
-                        if not process.is_alive():
-                            yield from self._worker_died(process)
-                            return
-                        continue
-                    batch = conn.recv()
-                except (EOFError, OSError):
+                batch = self._receive(conn, process)
+                if batch is None:
+                    complete = True
                     yield from self._worker_died(process)
                     return
                 for event in batch:
                     if isinstance(event, Done):
+                        complete = True
                         return
                     yield event
         finally:
+            if not complete:
+                # The caller stopped reading early: stop the command and read what is left of it, or
+                # the next command would read this one's last events as its own.
+                self._cancel.set()
+                self._drain(conn, process)
             self._busy.clear()
+
+    def _receive(self, conn: Connection, process: BaseProcess) -> list[Any] | None:
+        """The worker's next batch of events; None when the worker is gone."""
+        try:
+            while not conn.poll(_POLL_S):
+                if not process.is_alive():
+                    return None
+            batch: list[Any] = conn.recv()
+            return batch
+        except (EOFError, OSError):
+            return None
+
+    def _drain(self, conn: Connection, process: BaseProcess) -> None:
+        while (batch := self._receive(conn, process)) is not None:
+            if any(isinstance(event, Done) for event in batch):
+                return
+        self._discard_worker()
+        self.model = None
 
     def _worker_died(self, process: BaseProcess) -> Iterator[EngineEvent]:
         process.join(5)

@@ -15,9 +15,11 @@ import sys
 import time
 
 from engine.api import (
+    ContentDelta,
     GenerationRequest,
     Message,
     ModelInfo,
+    ReasoningDelta,
     ReasoningEnded,
     SamplingParams,
     Usage,
@@ -38,9 +40,9 @@ def vram_used_mib() -> int:
 
 def run(events) -> tuple[Usage, list]:  # type: ignore[no-untyped-def]
     got = list(events)
-    errors = [e for e in got if type(e).__name__ == "Error"]
-    assert not errors, errors
-    return next(e for e in got if isinstance(e, Usage)), got
+    usage = [e for e in got if isinstance(e, Usage)]
+    assert usage, [e for e in got if not isinstance(e, (ContentDelta, ReasoningDelta))]
+    return usage[0], got
 
 
 def main(path: str) -> None:

@@ -103,3 +103,17 @@ def test_generate_without_a_model() -> None:
     with EngineClient() as c:
         answer = collect(c.generate(PARIS))
         assert [e.kind for e in answer.errors] == ["no_model"]
+
+
+def test_a_stream_left_early_leaves_the_engine_clean(demo_gguf: Path) -> None:
+    with EngineClient() as c:
+        spec = LoadSpec(str(demo_gguf), LlamaLoadOptions(n_ctx=1024, n_threads=2, n_gpu_layers=0))
+        info = next(e for e in c.load(spec) if isinstance(e, ModelInfo))  # stop reading at ModelInfo
+        assert info.is_demo
+        stream = c.generate(LONG)
+        for event in stream:
+            if isinstance(event, ContentDelta):
+                break
+        stream.close()  # the answer is abandoned mid-way: it is cancelled and its tail read
+        answer = collect(c.generate(PARIS))
+        assert "Paris" in answer.content and answer.finish is FinishReason.STOP
