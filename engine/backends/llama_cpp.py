@@ -44,6 +44,14 @@ def _import_llama_cpp() -> Any:
 _CTX_STEP = 256
 
 
+@dataclass(frozen=True)
+class _State:
+    """A saved sequence state: the ctypes buffer itself, so saving and restoring copy it only once."""
+
+    data: Any
+    size: int
+
+
 class LlamaSampler:
     """A native llama.cpp sampler chain for one request."""
 
@@ -104,7 +112,9 @@ class LlamaCppBackend:
             ) from exc
         self.n_ctx = min(int(self._llm.n_ctx()), len(self._llm.input_ids))
         self._tokens: list[int] = []
-        self.n_gpu_layers = options.n_gpu_layers if lib.llama_supports_gpu_offload() else 0
+        # Reported as a count of the model's layers: -1 ("all") becomes the layer count.
+        wanted = meta.block_count if options.n_gpu_layers < 0 else min(options.n_gpu_layers, meta.block_count)
+        self.n_gpu_layers = wanted if lib.llama_supports_gpu_offload() else 0
         self._vocab = self._llm._model.vocab
         self._piece_cache: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
@@ -191,18 +201,19 @@ class LlamaCppBackend:
         assert isinstance(sampler, LlamaSampler)
         return int(self._lib.llama_sampler_sample(sampler.chain, self._llm._ctx.ctx, -1))
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> object:
+        """The sequence's state (attention KV and Mamba states) copied to host memory, once."""
         ctx = self._llm._ctx.ctx
         size = self._lib.llama_state_seq_get_size(ctx, 0)
         buf = (ctypes.c_uint8 * size)()
         written = self._lib.llama_state_seq_get_data(ctx, buf, size, 0)
-        return bytes(buf)[:written]
+        return _State(buf, int(written))
 
     def restore(self, snapshot: object, tokens: Sequence[int]) -> None:
-        assert isinstance(snapshot, bytes)
+        assert isinstance(snapshot, _State)
         self._llm.reset()
-        buf = (ctypes.c_uint8 * len(snapshot)).from_buffer_copy(snapshot)
-        if self._lib.llama_state_seq_set_data(self._llm._ctx.ctx, buf, len(snapshot), 0) != len(snapshot):
+        if self._lib.llama_state_seq_set_data(self._llm._ctx.ctx, snapshot.data, snapshot.size, 0) != snapshot.size:
+            self.reset()
             raise RuntimeError("llama.cpp refused a saved state")
         self._llm.input_ids[: len(tokens)] = tokens
         self._llm.n_tokens = len(tokens)
