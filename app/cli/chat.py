@@ -41,7 +41,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--min-p", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--max-tokens", type=int, default=4096)
+    p.add_argument("--max-tokens", type=int, default=8192,
+                   help="answer length limit, reasoning included (default 8192; the context also limits it)")
     p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
     p.set_defaults(run=run)
