@@ -94,7 +94,12 @@ class ChatStore:
         return [Conversation(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
 
     def get(self, conversation_id: int) -> Conversation:
-        return next(c for c in self.conversations() if c.id == conversation_id)
+        """One conversation, deleted or not (KeyError when there is none)."""
+        r = self._db.execute("SELECT id, title, updated, thinking, budget, system_prompt FROM conversations "
+                             "WHERE id=?", (conversation_id,)).fetchone()
+        if r is None:
+            raise KeyError(conversation_id)
+        return Conversation(r[0], r[1], r[2], bool(r[3]), r[4], r[5])
 
     def rename(self, conversation_id: int, title: str) -> None:
         self._db.execute("UPDATE conversations SET title=? WHERE id=?", (title.strip() or "Untitled", conversation_id))
