@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nemotron-desk",
         description="Run NVIDIA Nemotron reasoning models on your own machine.",
     )
+    parser.add_argument("--self-test", action="store_true",
+                        help="check the installation end to end (demo model, engine process) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     gui.add_parser(sub)
     chat.add_parser(sub)
@@ -25,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.self_test:
+        from app.cli import self_test
+
+        return self_test.run()
     if args.command is None:
         # A bare `nemotron-desk` opens the desktop app; without a screen, the terminal chat.
         if gui.can_show_gui():

@@ -110,3 +110,10 @@ def test_serve_warns_when_exposed() -> None:
     assert "reachable from other machines" in result.stderr and "no --api-key" in result.stderr
     assert result.returncode == 1 and "No model file" in result.stderr
     assert run("serve", "--port", "70000").returncode == 2
+
+
+def test_self_test_passes_and_says_what_it_checked() -> None:
+    result = run("--self-test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok    demo model at" in result.stdout and "Paris" in result.stdout
+    assert result.stdout.strip().endswith("self-test passed")
