@@ -135,3 +135,27 @@ def test_follows_the_system_colour_scheme(qtbot, window: MainWindow) -> None:  #
     assert "#272822" in window.renderer.render("```\nx\n```\n")
     window._follow_color_scheme(Qt.ColorScheme.Light)
     assert "#f6f8fa" in window.renderer.render("```\nx\n```\n")
+
+
+def test_folding_while_streaming_keeps_the_reading_position(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.resize(900, 420)  # small, so the conversation scrolls
+    window.composer.set_budget(None)
+    window.max_tokens = 3000
+    send(qtbot, window, "Think long.")
+    qtbot.waitUntil(lambda: window.chat.verticalScrollBar().maximum() > 0
+                    and last_answer(window).thinking.tokens > 50, timeout=30_000)
+    bar = window.chat.verticalScrollBar()
+    bar.setValue(0)  # the person scrolls up to read the question while the reasoning streams
+    pane = last_answer(window).thinking
+    pane.header.click()  # fold ...
+    pane.header.click()  # ... and open again, mid-stream
+    qtbot.wait(300)  # more tokens arrive meanwhile
+    assert bar.value() == 0  # not yanked to the bottom
+    window.bridge.stop()
+    wait_answer(qtbot, window)
+    bar.setValue(bar.maximum())
+    send(qtbot, window, "And again")  # at the bottom, the view follows the new text
+    qtbot.waitUntil(lambda: last_answer(window).thinking.tokens > 50, timeout=30_000)
+    assert bar.value() == bar.maximum()
+    window.bridge.stop()
+    wait_answer(qtbot, window)
