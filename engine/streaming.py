@@ -7,6 +7,21 @@ of a stop string), so joining every piece they emit gives the same text as proce
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
+
+
+def held_prefix_length(text: str, candidates: Sequence[str]) -> int:
+    """Length of the longest end of `text` that is a proper start of one of `candidates`: the text
+    a stream must hold back until the next chunk shows whether a candidate follows."""
+    longest = max((len(c) for c in candidates), default=1) - 1
+    tail = text[-longest:] if longest > 0 else ""
+    if not any(c[0] in tail for c in candidates if c):
+        return 0  # the common case, once per token: no candidate can be starting
+    for size in range(min(len(text), longest), 0, -1):
+        end = text[-size:]
+        if any(c.startswith(end) for c in candidates):
+            return size
+    return 0
 
 
 class Utf8Stream:
@@ -27,7 +42,6 @@ class StopMatcher:
 
     def __init__(self, stops: tuple[str, ...]) -> None:
         self._stops = tuple(s for s in stops if s)
-        self._longest = max((len(s) for s in self._stops), default=0)
         self._held = ""
         self.stopped = False
 
@@ -43,7 +57,7 @@ class StopMatcher:
             self.stopped = True
             self._held = ""
             return buf[: min(hits)]
-        keep = self._possible_start(buf)
+        keep = held_prefix_length(buf, self._stops)
         self._held = buf[len(buf) - keep:]
         return buf[: len(buf) - keep]
 
@@ -51,10 +65,3 @@ class StopMatcher:
         """At the end (not by a stop string): what was held back was plain text after all."""
         held, self._held = self._held, ""
         return "" if self.stopped else held
-
-    def _possible_start(self, buf: str) -> int:
-        for size in range(min(len(buf), self._longest - 1), 0, -1):
-            tail = buf[-size:]
-            if any(s.startswith(tail) for s in self._stops):
-                return size
-        return 0

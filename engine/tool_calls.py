@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.api import ContentDelta, ToolCall, ToolCallEvent
+from engine.streaming import held_prefix_length
 
 OPEN = "<tool_call>"
 CLOSE = "</tool_call>"
@@ -99,7 +100,7 @@ class ToolCallParser:
             index = self._held.find(marker)
             if index < 0:
                 if not self._in_call:
-                    keep = _partial_suffix(self._held, OPEN)
+                    keep = held_prefix_length(self._held, (OPEN,))
                     self._emit_text(self._held[: len(self._held) - keep], out)
                     self._held = self._held[len(self._held) - keep:]
                 break
@@ -134,12 +135,3 @@ class ToolCallParser:
         self.calls += 1
         out.append(ToolCallEvent(call))
         return True
-
-
-def _partial_suffix(text: str, marker: str) -> int:
-    if "<" not in text[-(len(marker) - 1):]:
-        return 0
-    for size in range(min(len(text), len(marker) - 1), 0, -1):
-        if marker.startswith(text[-size:]):
-            return size
-    return 0
