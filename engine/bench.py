@@ -57,7 +57,7 @@ def run_engine_loop(backend: LlamaCppBackend, prompt: list[int], gen_tokens: int
 
 def run_bare_loop(backend: LlamaCppBackend, prompt: list[int], gen_tokens: int) -> BenchFigures:
     """llama-cpp-python's own `Llama.generate`, greedy, nothing else."""
-    llm = backend._llm
+    llm = backend.llama
     llm.reset()
     start = time.perf_counter()
     first = start

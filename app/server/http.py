@@ -115,7 +115,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 async def _respond(runner: EngineRunner, request: Request, gen: GenerationRequest, maker: ChunkMaker,
                    stream: bool, include_usage: bool, include_reasoning: bool = True) -> Any:
     events = runner.events(gen)
-    first = await _first_event(events)
+    first = await anext(events)  # waited for here, so an immediate Error can still be an HTTP status
     if isinstance(first, Error):
         await events.aclose()
         return _engine_error(first)
@@ -123,11 +123,6 @@ async def _respond(runner: EngineRunner, request: Request, gen: GenerationReques
         return StreamingResponse(_sse(maker, first, events, include_usage, include_reasoning),
                                  media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     return await _collect(request, maker, first, events, include_reasoning)
-
-
-async def _first_event(events: AsyncGenerator[EngineEvent, None]) -> EngineEvent:
-    """Waits for the engine's first event: an immediate Error can still become an HTTP status."""
-    return await events.__anext__()
 
 
 async def _sse(maker: ChunkMaker, first: EngineEvent, events: AsyncGenerator[EngineEvent, None],

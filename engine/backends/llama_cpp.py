@@ -135,6 +135,11 @@ class LlamaCppBackend:
                     found.append(text)
         return tuple(found)
 
+    @property
+    def llama(self) -> Any:
+        """The llama_cpp.Llama underneath (for the bare-loop benchmark)."""
+        return self._llm
+
     # -- the step protocol ---------------------------------------------------------------------
 
     @property
