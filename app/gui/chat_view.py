@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.gui.qt import QScrollArea, QVBoxLayout, QWidget
+from app.gui.qt import QScrollArea, QTimer, QVBoxLayout, QWidget
 
 
 class ChatView(QScrollArea):
@@ -11,11 +11,31 @@ class ChatView(QScrollArea):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
-        self._follow = True
+        self._follow = True  # the person is at the bottom: keep them there as text arrives
+        self._following = False  # our own scroll is under way: its value changes say nothing
         bar = self.verticalScrollBar()
-        bar.valueChanged.connect(lambda v: setattr(self, "_follow", v >= bar.maximum() - 24))
-        bar.rangeChanged.connect(lambda lo, hi: bar.setValue(hi) if self._follow else None)
+        bar.valueChanged.connect(self._on_value)
+        # Layouts settle over several passes: scroll once they have, not in the middle of one.
+        self._to_bottom = QTimer(self)
+        self._to_bottom.setSingleShot(True)
+        self._to_bottom.setInterval(0)
+        self._to_bottom.timeout.connect(self._scroll_to_bottom)
+        bar.rangeChanged.connect(lambda lo, hi: self._to_bottom.start() if self._follow else None)
         self.clear()
+
+    def _on_value(self, value: int) -> None:
+        if not self._following:
+            self._follow = value >= self.verticalScrollBar().maximum() - 24
+            if not self._follow:
+                self._to_bottom.stop()  # the person scrolled away: a pending follow must not pull them back
+
+    def _scroll_to_bottom(self) -> None:
+        if not self._follow:
+            return
+        bar = self.verticalScrollBar()
+        self._following = True
+        bar.setValue(bar.maximum())
+        self._following = False
 
     def clear(self) -> None:
         column = QWidget(self)

@@ -141,9 +141,13 @@ def test_folding_while_streaming_keeps_the_reading_position(qtbot, window: MainW
     window.resize(900, 420)  # small, so the conversation scrolls
     window.composer.set_budget(None)
     window.max_tokens = 3000
-    send(qtbot, window, "Think long.")
-    qtbot.waitUntil(lambda: window.chat.verticalScrollBar().maximum() > 0
-                    and last_answer(window).thinking.tokens > 50, timeout=30_000)
+    send(qtbot, window, "Think long about these lines:\n" + "\n".join(f"line {i}" for i in range(40)))
+
+    def scrolling_and_thinking() -> None:
+        assert last_answer(window).thinking.tokens > 50, last_answer(window).thinking.tokens
+        assert window.chat.verticalScrollBar().maximum() > 0, window.chat.viewport().height()
+
+    qtbot.waitUntil(scrolling_and_thinking, timeout=30_000)
     bar = window.chat.verticalScrollBar()
     bar.setValue(0)  # the person scrolls up to read the question while the reasoning streams
     pane = last_answer(window).thinking
@@ -155,7 +159,9 @@ def test_folding_while_streaming_keeps_the_reading_position(qtbot, window: MainW
     wait_answer(qtbot, window)
     bar.setValue(bar.maximum())
     send(qtbot, window, "And again")  # at the bottom, the view follows the new text
-    qtbot.waitUntil(lambda: last_answer(window).thinking.tokens > 50, timeout=30_000)
-    assert bar.value() == bar.maximum()
+    qtbot.waitUntil(lambda: last_answer(window).thinking.tokens > 50 and bar.value() == bar.maximum() > 0,
+                    timeout=30_000)
+    qtbot.wait(200)  # more text arrives: the view keeps following it
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum(), timeout=2_000)
     window.bridge.stop()
     wait_answer(qtbot, window)
