@@ -152,6 +152,7 @@ def test_folding_while_streaming_keeps_the_reading_position(qtbot, window: MainW
     bar.setValue(0)  # the person scrolls up to read the question while the reasoning streams
     pane = last_answer(window).thinking
     pane.header.click()  # fold ...
+    qtbot.wait(150)  # (the layout settles: the column is shorter now)
     pane.header.click()  # ... and open again, mid-stream
     qtbot.wait(300)  # more tokens arrive meanwhile
     assert bar.value() == 0  # not yanked to the bottom
