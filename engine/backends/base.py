@@ -26,6 +26,9 @@ class Backend(Protocol):
     eog_ids: frozenset[int]
     #: Strings of the vocabulary's control tokens (`<|im_start|>`, `<think>`, ...).
     special_tokens: tuple[str, ...]
+    #: Whether prompts start with the BOS token (`bos_id`), which the chat template may not write.
+    add_bos: bool
+    bos_id: int
 
     @property
     def tokens(self) -> Sequence[int]:
