@@ -43,8 +43,33 @@ class HfFolder:
         return str(self.config.get("model_type", ""))
 
     @property
+    def n_layers(self) -> int:
+        return len(layer_kinds(self.config))
+
+    @property
     def context_length(self) -> int:
         return int(self.config.get("max_position_embeddings") or 0)
+
+
+_KIND_NAMES = {"M": "mamba", "mamba": "mamba", "linear_attention": "mamba",
+               "*": "attention", "attention": "attention", "full_attention": "attention",
+               "E": "moe", "moe": "moe", "-": "mlp", "mlp": "mlp"}
+
+
+def layer_kinds(config: dict[str, Any]) -> list[str]:
+    """Each layer's kind ("mamba", "attention", "moe", "mlp"), from whichever form the config uses.
+
+    NVIDIA's config.json writes a pattern string (`MEMEM*E...`); transformers' save_pretrained writes
+    a `layers_block_type` list (`linear_attention`, `moe`, `full_attention`).
+    """
+    pattern = config.get("hybrid_override_pattern")
+    if isinstance(pattern, str) and pattern:
+        names: list[str] = list(pattern)
+    else:
+        listed = config.get("layers_block_type") or config.get("layer_types")
+        names = [str(t) for t in listed] if isinstance(listed, list) else \
+            ["attention"] * int(config.get("num_hidden_layers") or 0)
+    return [_KIND_NAMES.get(name, name) for name in names]
 
 
 def is_hf_folder(path: Path) -> bool:

@@ -113,7 +113,7 @@ class EngineSession:
         assert self.formatter is not None
         placement = backend.placement
         dtype = str(backend.dtype).removeprefix("torch.")
-        gpu_layers = int(folder.config.get("num_hidden_layers", 0)) if placement.device_type == "cuda" else 0
+        gpu_layers = folder.n_layers if placement.device_type == "cuda" else 0
         self.info = ModelInfo(
             path=str(path), name=folder.name, backend=backend.name, architecture=folder.model_type,
             quantization=dtype, size_bytes=backend.memory_bytes(), context_length=folder.context_length,

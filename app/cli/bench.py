@@ -13,7 +13,7 @@ from typing import Any
 
 from app.cli.options import add_model_options, load_spec
 from engine.api import Error, ModelInfo
-from engine.bench import BenchFigures, compare, medians
+from engine.bench import BenchFigures, compare, longest_run, medians
 from engine.session import EngineSession
 
 
@@ -46,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(event, ModelInfo):
             info = event
     assert info is not None and session.backend is not None
-    if args.prompt_tokens + args.gen_tokens > session.backend.n_ctx:
-        print(f"Error: {args.prompt_tokens}+{args.gen_tokens} tokens do not fit the {session.backend.n_ctx}-token "
-              "context. Raise --ctx.", file=sys.stderr)
+    need = longest_run(args.prompt_tokens, args.gen_tokens, args.rounds)
+    if need > session.backend.n_ctx:
+        print(f"Error: the runs reach {need} tokens (each starts past where the last ended, so no run reuses "
+              f"another's sequence lengths), more than the {session.backend.n_ctx}-token context. Raise --ctx.",
+              file=sys.stderr)
         return 2
     print(f"model: {info.name} [{info.architecture}, {info.quantization}, {info.size_bytes / 2**20:.0f} MiB] "
           f"backend {info.backend}, GPU layers {info.n_gpu_layers}, context {info.n_ctx}")

@@ -14,6 +14,7 @@ Heavy imports (torch, transformers) happen on load, so the rest of the engine ne
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import os
@@ -27,7 +28,7 @@ from typing import Any
 from engine.api import LoadProgress, SamplingParams
 from engine.backends.base import Sampler
 from engine.errors import ContextOverflow, ModelLoadError, OutOfMemory
-from engine.hf_folder import HfFolder
+from engine.hf_folder import HfFolder, layer_kinds
 
 GiB = 2**30
 
@@ -43,7 +44,8 @@ class TorchLoadOptions:
     allow_offload: bool = True
     #: transformers' experts implementation: "auto" (its default), "eager", "grouped_mm", "batched_mm".
     experts: str = "auto"
-    prefill_chunk: int = 2048
+    #: Prompt tokens per forward pass; bounds activation memory on very long prompts.
+    prefill_chunk: int = 8192
     #: CPU threads for torch's CPU ops (None: torch's default). With more threads than free cores,
     #: torch's OpenMP pool spins and small ops get tens of times slower.
     n_threads: int | None = None
@@ -97,19 +99,9 @@ def available_ram() -> int:
         return 0
 
 
-def _layer_kinds(config: dict[str, Any]) -> list[str]:
-    pattern = config.get("hybrid_override_pattern")
-    if isinstance(pattern, str) and pattern:
-        return [{"M": "mamba", "*": "attention", "E": "moe", "-": "mlp"}.get(c, c) for c in pattern]
-    types = config.get("layers_block_type") or config.get("layer_types")
-    if isinstance(types, list):
-        return [str(t) for t in types]
-    return ["attention"] * int(config.get("num_hidden_layers", 0))
-
-
 def runtime_bytes(config: dict[str, Any], n_ctx: int, elem: int) -> int:
     """The cache for one sequence of n_ctx tokens: K/V on attention layers only, fixed Mamba state."""
-    kinds = _layer_kinds(config)
+    kinds = layer_kinds(config)
     n_attn = sum(k == "attention" for k in kinds)
     n_mamba = sum(k == "mamba" for k in kinds)
     kv_heads = int(config.get("num_key_value_heads") or config.get("num_attention_heads") or 0)
@@ -244,6 +236,7 @@ class TorchBackend:
 
         self._load_tokenizer(folder.path)
         self._forward_cache_kw = "cache" if "cache" in _forward_params(self.model) else "past_key_values"
+        self._attention_context = _attention_backends(torch) if device_type == "cuda" else contextlib.nullcontext
         self._cache: Any = None
         self._tokens: list[int] = []
         self._logits: Any = None
@@ -380,7 +373,7 @@ class TorchBackend:
             self._cache = self._new_cache()
         chunk = max(1, self.options.prefill_chunk)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._attention_context():
                 for start in range(0, len(tokens), chunk):
                     part = list(tokens[start:start + chunk])
                     ids = torch.tensor([part], dtype=torch.long, device=self.input_device)
@@ -488,6 +481,22 @@ def load_torch_backend(folder: HfFolder, options: TorchLoadOptions) -> Iterator[
     if "error" in result:
         raise result["error"]
     yield result["backend"]
+
+
+def _attention_backends(torch: Any) -> Callable[[], Any]:
+    """SDPA without the cuDNN backend.
+
+    On an H200 (torch 2.11) SDPA picks cuDNN attention for a decode step, and cuDNN builds a plan
+    for every new key length, which is every step of a real conversation: decode ran at 11-12
+    tokens/s on fresh lengths against 23-24 with flash / memory-efficient attention (measured on
+    the full-size model, docs/benchmarks.md). A length seen before is fast either way.
+    """
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        return contextlib.nullcontext
+    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    return lambda: sdpa_kernel(backends)
 
 
 def _forward_params(model: Any) -> set[str]:
