@@ -72,7 +72,7 @@ def test_bench_prints_figures() -> None:
     result = run("bench", "--prompt-tokens", "64", "--gen-tokens", "8", "--rounds", "1", "--threads", "2")
     assert result.returncode == 0, result.stderr
     assert "decode t/s" in result.stdout
-    assert "engine decode speed / bare:" in result.stdout
+    assert "engine decode speed / bare llama-cpp-python:" in result.stdout
 
 
 def test_readme_names_the_two_commands() -> None:
