@@ -68,7 +68,7 @@ class EngineSession:
         self.unload()
         try:
             path, is_demo = resolve_model(spec.model_path)
-            if is_hf_folder(path):
+            if is_hf_folder(path) or path.is_dir():
                 yield from self._load_torch(path, spec.torch)
             else:
                 yield from self._load_gguf(path, is_demo, spec.llama)

@@ -14,7 +14,7 @@ from app.gui.bridge import EngineBridge
 from app.gui.chat_view import ChatView
 from app.gui.composer import Composer
 from app.gui.conversation import ConversationMixin
-from app.gui.load_dialog import LoadSettingsDialog, saved_options
+from app.gui.load_dialog import LoadSettingsDialog, saved_spec
 from app.gui.markdown import MarkdownRenderer
 from app.gui.messages import AssistantMessage
 from app.gui.qt import (
@@ -101,6 +101,8 @@ class MainWindow(ConversationMixin, QMainWindow):
         menu = self.menuBar().addMenu("&Model")
         open_action = QAction("Open GGUF file…", self)
         open_action.triggered.connect(self._choose_model)
+        open_folder = QAction("Open Hugging Face folder…", self)
+        open_folder.triggered.connect(self._choose_folder)
         demo = QAction("Use the demo model", self)
         demo.triggered.connect(lambda: self.load_model(None))
         stop = QAction("Stop answer", self)
@@ -113,7 +115,7 @@ class MainWindow(ConversationMixin, QMainWindow):
         settings.triggered.connect(self._load_settings)
         unload = QAction("Unload", self)
         unload.triggered.connect(self.unload_model)
-        for action in (open_action, demo, settings, unload, stop, search):
+        for action in (open_action, open_folder, demo, settings, unload, stop, search):
             menu.addAction(action)
         server = self.menuBar().addMenu("&Server")
         self.serve_action = QAction("Serve the model on 127.0.0.1 (OpenAI API)", self)
@@ -161,13 +163,20 @@ class MainWindow(ConversationMixin, QMainWindow):
         if path:
             self.load_model(path)
 
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder (config.json, *.safetensors)",
+                                                str(Path.home()))
+        if path:
+            self.load_model(path)
+
     def load_model(self, path: str | None) -> None:
-        """Load a GGUF (None: the demo model) with the saved load settings; the window stays usable."""
+        """Load a GGUF or a Hugging Face folder (None: the demo model) with the saved load settings;
+        the window stays usable."""
         if self.bridge.busy:
             self.status.setText("Wait for the current answer or load to finish, or stop it first.")
             return
         self._model_path = path
-        self.bridge.load(LoadSpec(path, saved_options()))
+        self.bridge.load(saved_spec(path))
 
     def unload_model(self) -> None:
         """End the engine process: its memory, GPU memory included, is given back at once."""
@@ -183,9 +192,13 @@ class MainWindow(ConversationMixin, QMainWindow):
             self.load_model(getattr(self, "_model_path", self.bridge.model.path))
 
     def _on_loaded(self, info: ModelInfo) -> None:
-        self._model_text = (f"{info.name} · {info.backend} · {info.quantization} · GPU layers {info.n_gpu_layers} · "
-                            f"context {info.n_ctx}")
+        where = info.device or f"GPU layers {info.n_gpu_layers}"
+        self._model_text = f"{info.name} · {info.backend} · {info.quantization} · {where} · context {info.n_ctx}"
         self.status.setText(self._model_text)
+        tip = [f"{info.path}", info.kernels, *info.notes]
+        self.status.setToolTip("\n".join(t for t in tip if t))
+        if info.notes:  # e.g. weights spilled to CPU memory: say it where it is seen
+            self.status.setText(f"{self._model_text} · {info.notes[0]}")
         self.composer.think.setEnabled(info.has_thinking)
 
     def _on_failed(self, error: Error) -> None:

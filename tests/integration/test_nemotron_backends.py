@@ -210,3 +210,47 @@ def test_raw_prompt_streams_markers_and_still_applies_the_budget(nemotron_sessio
     assert "</think>" in answer.content  # raw text: the closing the budget fed is in the stream
     (ended,) = answer.ended
     assert ended.by_budget
+
+
+def test_utf8_split_across_tokens_streams_whole_characters(nemotron_session: EngineSession) -> None:
+    """Byte-level tokens cut characters in pieces; the stream must only ever carry whole ones."""
+    from engine.api import ContentDelta
+    from engine.generation import LoopOptions, _Run
+
+    backend = nemotron_session.backend
+    assert backend is not None
+    text = "Café ✓ 日本語 naïve 🙂 done"
+    tokens = backend.tokenize(text, special=False)
+    pieces = [backend.token_bytes(t) for t in tokens]
+    assert b"".join(pieces) == text.encode("utf-8")
+    assert any(_not_utf8(p) for p in pieces), "the fixture's vocabulary should split some character"
+    run = _Run(backend, LoopOptions(SamplingParams()), lambda t: backend.tokenize(t, special=True))
+    out: list = []  # type: ignore[type-arg]
+    for piece in pieces:
+        run.absorb(piece, out)
+    run.finish(out)
+    deltas = [e.text for e in out if isinstance(e, ContentDelta)]
+    assert "".join(deltas) == text and all("\ufffd" not in d for d in deltas)
+
+
+def _not_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def test_both_backends_give_the_same_greedy_tokens(tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    """The same tiny weights as an F32 GGUF in llama.cpp and as safetensors in transformers."""
+    request = GenerationRequest(QUESTION, sampling=SamplingParams(temperature=0.0, max_tokens=16, ignore_eos=True))
+    generated = {}
+    for backend in ("llama.cpp", "torch"):
+        session = load_session(model_path(tiny_nemotron, backend), n_ctx=1024)
+        try:
+            answer = collect(session.generate(request))
+            assert not answer.errors and answer.usage.completion_tokens == 16
+            generated[backend] = (sequence_after_prompt(session, answer), answer.usage.prompt_tokens)
+        finally:
+            session.unload()
+    assert generated["llama.cpp"] == generated["torch"]
