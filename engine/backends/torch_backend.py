@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import LoadProgress, SamplingParams
-from engine.backends.base import Sampler
-from engine.errors import ContextOverflow, ModelLoadError, OutOfMemory
+from engine.backends.base import Sampler, SequenceMixin
+from engine.errors import ModelLoadError, OutOfMemory
 from engine.hf_folder import HfFolder, layer_kinds
 
 GiB = 2**30
@@ -184,7 +184,7 @@ class TorchSampler:
         self.generator = None
 
 
-class TorchBackend:
+class TorchBackend(SequenceMixin):
     """One loaded Hugging Face model and its single running sequence."""
 
     name = "torch"
@@ -294,7 +294,7 @@ class TorchBackend:
         self._special_ids = {i for i, t in added.items()}
         byte_level = "ByteLevel" in str(self._tok.decoder or "") or "ByteLevel" in str(self._tok.pre_tokenizer or "")
         self._unbyte = {ch: b for b, ch in _bytes_to_unicode().items()} if byte_level else None
-        self._bytes: dict[int, bytes] = {}
+        self._pieces: dict[int, bytes] = {}
 
         eog: set[int] = set()
         for source in (self.folder.config, _read_optional_json(path / "generation_config.json")):
@@ -316,14 +316,6 @@ class TorchBackend:
 
     # -- the step protocol ---------------------------------------------------------------------
 
-    @property
-    def tokens(self) -> Sequence[int]:
-        return self._tokens
-
-    @property
-    def n_past(self) -> int:
-        return len(self._tokens)
-
     def tokenize(self, text: str, *, special: bool) -> list[int]:
         if not text:
             return []
@@ -332,12 +324,6 @@ class TorchBackend:
             return list(self._tok.encode(text, add_special_tokens=False).ids)
         finally:
             self._tok.encode_special_tokens = False
-
-    def token_bytes(self, token: int) -> bytes:
-        found = self._bytes.get(token)
-        if found is None:
-            found = self._bytes[token] = self._piece(token)
-        return found
 
     def _piece(self, token: int) -> bytes:
         piece = self._tok.id_to_token(token)
@@ -362,12 +348,7 @@ class TorchBackend:
     def feed(self, tokens: Sequence[int]) -> None:
         if not tokens:
             return
-        if len(self._tokens) + len(tokens) > self.n_ctx:
-            raise ContextOverflow(
-                f"The conversation needs {len(self._tokens) + len(tokens):,} tokens; the model was loaded "
-                f"with a {self.n_ctx:,}-token context.",
-                "Start a new conversation, shorten this one, or reload the model with a larger context.",
-            )
+        self._check_room(len(tokens))
         torch = self._torch
         if self._cache is None:
             self._cache = self._new_cache()
