@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from filelock import FileLock, Timeout
@@ -113,8 +113,7 @@ class Control:
             raise DownloadStopped(self.cancelled)
 
 
-class ProgressCallback(Protocol):
-    def __call__(self, progress: Progress) -> None: ...
+ProgressCallback = Callable[[Progress], None]
 
 
 class _Meter:
@@ -333,7 +332,7 @@ class Downloader:
                 raise DownloadError(f"The Hub answered {r.status_code} for {url}.",
                                     "Check the variant name and try again later.")
             with part.open("ab" if offset else "wb") as out:
-                for chunk in r.iter_bytes(CHUNK):
+                for chunk in r.iter_bytes():  # as the network delivers: pause reacts at once
                     out.write(chunk)
                     hasher.update(chunk)
                     meter.add(len(chunk))
