@@ -158,7 +158,6 @@ class VariantPage(QWizardPage):
         variants = self.w.catalog.variants
         self.table.setRowCount(len(variants))
         self.estimates = []
-        best = -1
         for row, v in enumerate(variants):
             est = fit.estimate(v.size_bytes, v.backend, hw.gpu_free_bytes, hw.ram_available_bytes)
             self.estimates.append(est)
@@ -167,10 +166,14 @@ class VariantPage(QWizardPage):
                 item = QTableWidgetItem(text)
                 item.setToolTip(est.numbers())
                 self.table.setItem(row, col, item)
-            if best < 0 and est.verdict == fit.FITS_GPU and v.quant.startswith("Q4_K_M"):
-                best = row
         self.table.resizeColumnsToContents()
-        self.table.selectRow(max(best, 0))
+        self.table.selectRow(self._suggested(variants))
+
+    def _suggested(self, variants: tuple[Variant, ...]) -> int:
+        """Q4_K_M where it runs (the usual choice), else the first file that runs here, else the first."""
+        runs = [row for row, est in enumerate(self.estimates) if est.fits]
+        q4 = [row for row in runs if variants[row].quant == "Q4_K_M"]
+        return (q4 or runs or [0])[0]
 
     def _selected(self) -> None:
         row = self.current_row()

@@ -63,6 +63,10 @@ def choose(wizard: DownloadWizard, variant_id: str) -> None:
 def test_fresh_install_to_a_loaded_verified_model(qtbot, fresh: MainWindow) -> None:  # type: ignore[no-untyped-def]
     assert fresh.offer_first_run()  # no model yet: the wizard opens by itself
     wizard = to_variants(qtbot, fresh)
+    page = wizard.currentPage()
+    assert isinstance(page, VariantPage) and wizard.catalog is not None
+    row = page.current_row()
+    assert row is not None and wizard.catalog.variants[row].id == "unsloth:Q4_K_M"  # suggested: it runs here
     choose(wizard, "unsloth:Q4_K_M")
     assert wizard.currentId() == DOWNLOAD  # not gated: no token page
     job = fresh.download_job
