@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,11 +87,29 @@ def ram() -> tuple[int, int]:
         return fields["MemTotal"], fields.get("MemAvailable", fields.get("MemFree", 0))
     except (OSError, KeyError, ValueError, IndexError):
         pass
+    if sys.platform == "win32":
+        return _windows_ram()
     try:
         page = os.sysconf("SC_PAGE_SIZE")
         return os.sysconf("SC_PHYS_PAGES") * page, os.sysconf("SC_AVPHYS_PAGES") * page
     except (ValueError, OSError, AttributeError):
         return 0, 0
+
+
+def _windows_ram() -> tuple[int, int]:
+    import ctypes
+
+    class MemoryStatus(ctypes.Structure):
+        _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total", ctypes.c_ulonglong),
+                    ("available", ctypes.c_ulonglong), ("page_total", ctypes.c_ulonglong),
+                    ("page_free", ctypes.c_ulonglong), ("virtual_total", ctypes.c_ulonglong),
+                    ("virtual_free", ctypes.c_ulonglong), ("extended", ctypes.c_ulonglong)]
+
+    status = MemoryStatus()
+    status.length = ctypes.sizeof(MemoryStatus)
+    if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+        return 0, 0
+    return int(status.total), int(status.available)
 
 
 def existing_parent(path: Path) -> Path:

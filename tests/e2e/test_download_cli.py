@@ -122,3 +122,18 @@ def test_a_disk_too_small_is_refused_before_any_byte(hub: FakeHub, tmp_path: Pat
         assert hub.gets(Q8) == [] and not (small / "models").exists()
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def test_download_without_a_variant_lists_them_with_the_fit_here(hub: FakeHub, tmp_path: Path, tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    listing = run(hub, tmp_path, "download")
+    assert listing.returncode == 0, listing.stderr
+    assert "RAM:" in listing.stdout and "Disk:" in listing.stdout
+    q4 = next(line for line in listing.stdout.splitlines() if "unsloth:Q4_K_M" in line)
+    assert "llama.cpp" in q4 and ("fits" in q4 or "runs on the CPU" in q4 or "won't fit" in q4)
+    imported = run(hub, tmp_path, "models", "import", str(tiny_nemotron.gguf_path))
+    assert imported.returncode == 0 and "Imported" in imported.stdout
+    assert str(tiny_nemotron.gguf_path) in run(hub, tmp_path, "models").stdout
+    missing = run(hub, tmp_path, "models", "rm", "no-such-model")
+    assert missing.returncode == 1 and "No model 'no-such-model'" in missing.stderr
+    unknown = run(hub, tmp_path, "download", "Q2_K")
+    assert unknown.returncode == 1 and "has no Q2_K files" in unknown.stderr and "unsloth:Q4_K_M" in unknown.stderr

@@ -83,7 +83,7 @@ def test_fresh_install_to_a_loaded_verified_model(qtbot, fresh: MainWindow) -> N
     assert not fresh.offer_first_run()  # offered once; and there is a model now
 
 
-def test_gated_repo_asks_for_a_token(qtbot, fresh: MainWindow, hub: FakeHub) -> None:  # type: ignore[no-untyped-def]
+def test_gated_repo_asks_for_a_token(qtbot, fresh: MainWindow, hub: FakeHub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     wizard = to_variants(qtbot, fresh)
     choose(wizard, "nvidia:BF16")
     assert wizard.currentId() == TOKEN
@@ -101,6 +101,8 @@ def test_gated_repo_asks_for_a_token(qtbot, fresh: MainWindow, hub: FakeHub) -> 
     qtbot.waitUntil(lambda: job.state == "done", timeout=30_000)
     assert (Path(job.path) / "model.safetensors").is_file()
     assert any(m.repo == TORCH_REPO for m in fresh.library().models())
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert written and not [p for p in written if hub.token.encode() in p.read_bytes()]  # never in a file
 
 
 def test_pause_resume_and_the_download_continues_after_the_wizard_closes(  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi, hf_hub_download, scan_cache_dir
+from huggingface_hub import HfApi, hf_hub_download, scan_cache_dir, snapshot_download
 
 from engine.errors import ModelLoadError
 from engine.gguf_file import read_gguf_metadata
@@ -201,3 +201,11 @@ def test_library_imports_checks_and_removes(hub: FakeHub, tmp_path: Path, tiny_n
     assert len([b for b in blobs(tmp_path)]) == 1
     lib.remove(lib.find(f"{GGUF_REPO}:Q4_K_M"))
     assert lib.downloaded() == [] and not (tmp_path / "cache" / f"models--{GGUF_REPO.replace('/', '--')}").exists()
+
+
+def test_the_fake_hub_serves_huggingface_hubs_own_snapshot_download(hub: FakeHub, tmp_path: Path) -> None:
+    """The server is faithful enough for the hub client's whole-repo path (info, tree, HEAD, GET)."""
+    folder = Path(snapshot_download(TORCH_REPO, cache_dir=tmp_path / "cache", endpoint=hub.url, token=hub.token))
+    assert (folder / "config.json").read_bytes() == hub.repos[TORCH_REPO].files["config.json"]
+    models = library(tmp_path).models()  # and what it placed is in our library, for the torch backend
+    assert [(m.backend, m.path) for m in models] == [(TORCH, folder)]
