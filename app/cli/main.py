@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import bench, chat, gui, serve
+from app.cli import bench, chat, gui, models, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_parser(sub)
     bench.add_parser(sub)
     serve.add_parser(sub)
+    models.add_parser(sub)
     return parser
 
 

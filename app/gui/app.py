@@ -18,4 +18,6 @@ def run_gui(model: str | None = None, argv: list[str] | None = None) -> int:
     app.setOrganizationName("Nemotron Desk")
     window = MainWindow(EngineBridge(), ChatStore(database_path()), saved_spec(model))
     window.show()
+    if model is None:
+        window.offer_first_run()  # no model here yet: the wizard, with the demo model loaded meanwhile
     return int(app.exec())

@@ -14,6 +14,7 @@ from app.gui.bridge import EngineBridge
 from app.gui.chat_view import ChatView
 from app.gui.composer import Composer
 from app.gui.conversation import ConversationMixin
+from app.gui.download_host import DownloadsMixin
 from app.gui.load_dialog import LoadSettingsDialog, saved_spec
 from app.gui.markdown import MarkdownRenderer
 from app.gui.messages import AssistantMessage
@@ -37,7 +38,7 @@ from engine.api import Error, GenerationRequest, ModelInfo, Usage
 from engine.session import LoadSpec
 
 
-class MainWindow(ConversationMixin, QMainWindow):
+class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
     def __init__(self, bridge: EngineBridge, store: ChatStore, load: LoadSpec | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Nemotron Desk")
@@ -117,6 +118,8 @@ class MainWindow(ConversationMixin, QMainWindow):
         unload.triggered.connect(self.unload_model)
         for action in (open_action, open_folder, demo, settings, unload, stop, search):
             menu.addAction(action)
+        menu.addSeparator()
+        self._downloads_setup(menu)
         server = self.menuBar().addMenu("&Server")
         self.serve_action = QAction("Serve the model on 127.0.0.1 (OpenAI API)", self)
         self.serve_action.setCheckable(True)
@@ -223,5 +226,6 @@ class MainWindow(ConversationMixin, QMainWindow):
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         QSettings().setValue("window/geometry", self.saveGeometry())
         self.set_serving(False)
+        self._downloads_close()
         self.bridge.shutdown()
         super().closeEvent(event)

@@ -1,0 +1,120 @@
+"""The model library: downloaded (Hugging Face cache) and imported models, with size, location and
+backend; load, remove, import a GGUF file or a Hugging Face folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from app.gui.qt import (
+    QAbstractItemView,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from engine.errors import EngineError
+from engine.hub.hardware import gb
+from engine.hub.library import Library, LocalModel
+
+
+class ModelLoader(Protocol):
+    def load_model(self, path: str | None) -> None: ...
+
+
+class ModelLibraryDialog(QDialog):
+    COLUMNS = ("Model", "Backend", "Size", "Location")
+
+    def __init__(self, library: Library, loader: ModelLoader, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Model library")
+        self.library = library
+        self.loader = loader
+        self.models: list[LocalModel] = []
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        buttons = QHBoxLayout()
+        for text, slot in (("Load", self.load_selected), ("Remove…", self.remove_selected),
+                           ("Import GGUF file…", self._import_file), ("Import folder…", self._import_folder),
+                           ("Close", self.accept)):
+            button = QPushButton(text)
+            button.clicked.connect(lambda _=False, s=slot: s())
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.message)
+        layout.addLayout(buttons)
+        self.resize(900, 400)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.models = self.library.models()
+        self.table.setRowCount(len(self.models))
+        for row, m in enumerate(self.models):
+            size = "missing" if m.missing else gb(m.size_bytes)
+            for col, text in enumerate((m.id, m.backend, size, str(m.path))):
+                item = QTableWidgetItem(text)
+                item.setToolTip(f"{m.origin}: {m.path}")
+                self.table.setItem(row, col, item)
+        self.table.resizeColumnsToContents()
+        if not self.models:
+            self.message.setText("No models yet: download one (Model → Download a model…) or import a file.")
+
+    def selected(self) -> LocalModel | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.models[rows[0].row()] if rows else None
+
+    def select(self, model_id: str) -> None:
+        self.table.selectRow([m.id for m in self.models].index(model_id))
+
+    def load_selected(self) -> None:
+        model = self.selected()
+        if model is not None:
+            self.loader.load_model(str(model.path))
+            self.message.setText(f"Loading {model.id}…")
+
+    def remove_selected(self, confirm: bool = True) -> None:
+        model = self.selected()
+        if model is None:
+            return
+        what = ("forget this import (the file itself stays)" if model.origin == "imported"
+                else f"delete {gb(model.size_bytes)} from the Hugging Face cache")
+        if confirm and QMessageBox.question(self, "Remove model", f"Remove {model.id}: {what}?") \
+                != QMessageBox.StandardButton.Yes:
+            return
+        self.library.remove(model)
+        self.refresh()
+        self.message.setText(f"Removed {model.id}.")
+
+    def import_path(self, path: Path) -> None:
+        try:
+            model = self.library.import_path(path)
+        except EngineError as exc:
+            self.message.setText(f"{exc.message} {exc.action}")
+            return
+        self.refresh()
+        self.message.setText(f"Imported {model.id} ({model.backend}).")
+
+    def _import_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model", str(Path.home()), "GGUF models (*.gguf)")
+        if path:
+            self.import_path(Path(path))
+
+    def _import_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Import a Hugging Face model folder", str(Path.home()))
+        if path:
+            self.import_path(Path(path))
