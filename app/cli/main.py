@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from app.cli import bench, chat, gui, serve
+from app.runtime_path import add_installed_runtimes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    add_installed_runtimes()
     if args.self_test:
         from app.cli import self_test
 
