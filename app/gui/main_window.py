@@ -115,6 +115,8 @@ class MainWindow(ConversationMixin, QMainWindow):
         unload.triggered.connect(self.unload_model)
         for action in (open_action, demo, settings, unload, stop, search):
             menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction("Install the torch backend (CUDA PyTorch)…", self._install_torch)
         server = self.menuBar().addMenu("&Server")
         self.serve_action = QAction("Serve the model on 127.0.0.1 (OpenAI API)", self)
         self.serve_action.setCheckable(True)
@@ -177,6 +179,11 @@ class MainWindow(ConversationMixin, QMainWindow):
         self.bridge.client.unload()
         self.bridge.model = None
         self.status.setText("No model loaded")
+
+    def _install_torch(self) -> None:
+        from app.gui.runtime_dialog import TorchRuntimeDialog  # its engine module loads packaging only when asked
+
+        TorchRuntimeDialog(self).exec()
 
     def _load_settings(self) -> None:
         if LoadSettingsDialog(self).exec() and self.bridge.model is not None:
