@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import bench, chat, gui, serve
+from app.cli import bench, chat, gui, install_torch, serve
 from app.runtime_path import add_installed_runtimes
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_parser(sub)
     bench.add_parser(sub)
     serve.add_parser(sub)
+    install_torch.add_parser(sub)
     return parser
 
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -86,3 +87,22 @@ def test_cancelling_stops_the_download(served, tmp_path: Path) -> None:
     with pytest.raises(RuntimeInstallError, match="cancelled"):
         install(plan, tmp_path / "site-packages", cancelled=lambda: True)
     assert not (tmp_path / "site-packages").exists()
+
+
+def test_install_torch_command_lists_then_installs(served, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from app.cli.main import main
+
+    indexes, urls = served
+    fill(indexes)
+    monkeypatch.setenv("NEMOTRON_DESK_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: without --yes it must not download
+    args = ["install-torch", *(a for u in urls for a in ("--index-url", u)), "--package", "fake-torch==1.0"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "fake-helper 1.1" in err and "add --yes" in err
+    assert not (tmp_path / "runtime" / "site-packages").exists()
+    assert main([*args, "--yes"]) == 0
+    err = capsys.readouterr().err
+    assert "Downloading fake_torch-1.0" in err and "installed" in err
+    assert (tmp_path / "runtime" / "site-packages" / "fake_torch" / "__init__.py").is_file()
+    assert main([*args, "--yes"]) == 0 and "already installed" in capsys.readouterr().err

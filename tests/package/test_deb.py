@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.wheel_index import fill, served
+
+__all__ = ["served"]  # the fixture
 ROOT = Path(__file__).resolve().parents[2]
 INSTALLED = Path("/opt/nemotron-desk")
 ON_PATH = Path("/usr/bin/nemotron-desk")
@@ -113,6 +116,19 @@ def test_installed_gui_starts_offscreen_and_exits_cleanly(deb, tmp_path: Path) -
     while any(Path(f"/proc/{c}").exists() for c in children) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(Path(f"/proc/{c}").exists() for c in children), "the engine process outlived the app"
+
+
+def test_installed_app_installs_a_runtime_from_an_index(deb, served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The frozen app's own installer (packaging, urllib, zipfile inside the bundle) against a local
+    index of small wheels; the real CUDA wheels are not reachable from CI."""
+    indexes, urls = served
+    fill(indexes)
+    data = tmp_path / "data"
+    args = [a for u in urls for a in ("--index-url", u)]
+    result = run(["nemotron-desk", "install-torch", *args, "--package", "fake-torch==1.0", "--yes"], 120,
+                 {"NEMOTRON_DESK_DATA_DIR": str(data)})
+    assert "fake-helper 1.1" in result.stderr and "installed" in result.stderr
+    assert (data / "runtime" / "site-packages" / "fake_torch" / "__init__.py").is_file()
 
 
 def test_removal_leaves_nothing_under_opt(deb) -> None:  # type: ignore[no-untyped-def]
