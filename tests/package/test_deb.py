@@ -87,8 +87,16 @@ def test_installed_self_test_passes(deb, tmp_path: Path) -> None:  # type: ignor
 
 
 def workers_of(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    """The process's children, from /proc (no procps needed on a bare CI image)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
 
 
 def test_installed_gui_starts_offscreen_and_exits_cleanly(deb, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
