@@ -237,10 +237,12 @@ class _Resolver:
             if best is not None:
                 return best
         wanted = f"{requirement.name}{requirement.specifier}"
-        raise RuntimeInstallError(
-            f"No wheel of {wanted} (needed by {parent}) fits this system "
-            f"(Python {self.python.major}.{self.python.minor}, {next(iter(self.tag_rank)).platform}).",
-            "This platform may not have CUDA PyTorch wheels; see docs/installers.md for the supported ones.")
+        system = f"Python {self.python.major}.{self.python.minor}, {next(iter(self.tag_rank)).platform}"
+        if parent == "your request":
+            action = "This platform may not have CUDA PyTorch wheels; see docs/installers.md for the supported ones."
+        else:
+            action = "Check that the package indexes are the right ones; the dependency may not exist for this system."
+        raise RuntimeInstallError(f"No wheel of {wanted} (needed by {parent}) fits this system ({system}).", action)
 
     def _best(self, files: list[_IndexFile], specifier: SpecifierSet) -> Wheel | None:
         candidates: list[tuple[Version, int, _IndexFile]] = []

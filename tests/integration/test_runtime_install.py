@@ -95,6 +95,7 @@ def test_install_torch_command_lists_then_installs(served, tmp_path: Path, monke
     indexes, urls = served
     fill(indexes)
     monkeypatch.setenv("NEMOTRON_DESK_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main() adds the runtime folder; later tests must not see it
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: without --yes it must not download
     args = ["install-torch", *(a for u in urls for a in ("--index-url", u)), "--package", "fake-torch==1.0"]
     assert main(args) == 1
