@@ -7,8 +7,10 @@ the package again whatever happens. Figures go to dist/package-figures.json (doc
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -24,6 +26,7 @@ __all__ = ["served"]  # the fixture
 ROOT = Path(__file__).resolve().parents[2]
 INSTALLED = Path("/opt/nemotron-desk")
 ON_PATH = Path("/usr/bin/nemotron-desk")
+APP_ID = "io.github.nemotrondesk.NemotronDesk"
 
 pytestmark = [
     pytest.mark.package,
@@ -103,8 +106,13 @@ def test_installed_gui_starts_offscreen_and_exits_cleanly(deb, tmp_path: Path) -
     env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
            "XDG_CONFIG_HOME": str(tmp_path / "config"), "QT_QPA_PLATFORM": "offscreen"}
     env.pop("NEMOTRON_DESK_DATA_DIR", None)
-    # The menu entry's command, as the desktop would run it.
-    app = subprocess.Popen(["nemotron-desk", "gui"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    # The installed menu entry's command, as the desktop would run it.
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.read(Path("/usr/share/applications") / f"{APP_ID}.desktop")
+    command = shlex.split(entry["Desktop Entry"]["Exec"])
+    assert Path(f"/usr/share/icons/hicolor/256x256/apps/{entry['Desktop Entry']['Icon']}.png").is_file()
+    assert Path(f"/usr/share/metainfo/{APP_ID}.metainfo.xml").is_file()
+    app = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True)
     try:
         time.sleep(8)
