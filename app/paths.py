@@ -19,3 +19,20 @@ def data_dir() -> Path:
 
 def database_path() -> Path:
     return data_dir() / "conversations.sqlite3"
+
+
+def log_path() -> Path:
+    """Where a windowed packaged app writes what it would have printed (it has no terminal)."""
+    return data_dir() / "nemotron-desk.log"
+
+
+def runtime_site_packages() -> Path:
+    """Where optional runtimes installed on demand (the torch backend) are unpacked. Not created here."""
+    return data_dir() / "runtime" / "site-packages"
+
+
+def app_icon_path() -> Path | None:
+    """The window icon: resources/icons next to app/, as in a checkout and in the packaged app
+    (which carries that folder); a wheel install has none and Qt's default icon is used."""
+    icon = Path(__file__).resolve().parent.parent / "resources" / "icons" / "nemotron-desk-256.png"
+    return icon if icon.is_file() else None

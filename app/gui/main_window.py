@@ -120,6 +120,7 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
             menu.addAction(action)
         menu.addSeparator()
         self._downloads_setup(menu)
+        menu.addAction("Install the torch backend (CUDA PyTorch)…", self._install_torch)
         server = self.menuBar().addMenu("&Server")
         self.serve_action = QAction("Serve the model on 127.0.0.1 (OpenAI API)", self)
         self.serve_action.setCheckable(True)
@@ -189,6 +190,11 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         self.bridge.client.unload()
         self.bridge.model = None
         self.status.setText("No model loaded")
+
+    def _install_torch(self) -> None:
+        from app.gui.runtime_dialog import TorchRuntimeDialog  # its engine module loads packaging only when asked
+
+        TorchRuntimeDialog(self).exec()
 
     def _load_settings(self) -> None:
         if LoadSettingsDialog(self).exec() and self.bridge.model is not None:
