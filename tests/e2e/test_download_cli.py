@@ -137,3 +137,21 @@ def test_download_without_a_variant_lists_them_with_the_fit_here(hub: FakeHub, t
     assert missing.returncode == 1 and "No model 'no-such-model'" in missing.stderr
     unknown = run(hub, tmp_path, "download", "Q2_K")
     assert unknown.returncode == 1 and "has no Q2_K files" in unknown.stderr and "unsloth:Q4_K_M" in unknown.stderr
+
+
+def test_downloaded_bf16_folder_chats_on_the_torch_backend(hub: FakeHub, tmp_path: Path) -> None:
+    """The torch variant end to end: a gated download into the HF cache, then a chat on that folder."""
+    import json
+
+    from tests.fixtures.fake_hub import TORCH_REPO
+
+    got = run(hub, tmp_path, "download", "nvidia:BF16", HF_TOKEN=hub.token)
+    assert got.returncode == 0, got.stderr
+    (model,) = [m for m in Library(tmp_path / "cache", tmp_path / "data").models() if m.repo == TORCH_REPO]
+    chat = run(hub, tmp_path, "chat", "-m", str(model.path), "-p", "Why?", "--budget", "8", "--max-tokens", "60",
+               "--threads", "1", "--json")
+    assert chat.returncode == 0, chat.stderr
+    events = [json.loads(line) for line in chat.stdout.splitlines()]
+    info = next(e for e in events if e["event"] == "ModelInfo")
+    assert info["backend"] == "torch" and info["architecture"] == "nemotron_h"
+    assert any(e["event"] == "ReasoningEnded" and e["by_budget"] for e in events)

@@ -163,3 +163,12 @@ def test_library_lists_imports_and_removes(qtbot, hub: FakeHub, tmp_path: Path, 
     assert loaded and loaded[0] is not None and loaded[0].endswith("Q4_K_M.gguf")
     dialog.remove_selected(confirm=False)
     assert dialog.table.rowCount() == 1 and library.downloaded() == []
+
+
+def test_first_start_loads_the_demo_and_opens_the_wizard_over_it(qtbot, fresh: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.app import start_without_model
+
+    start_without_model(fresh)
+    assert fresh.wizard is not None and fresh.wizard.isVisible()
+    qtbot.waitUntil(lambda: fresh.bridge.model is not None, timeout=60_000)
+    assert fresh.bridge.model is not None and fresh.bridge.model.is_demo  # usable while choosing
