@@ -19,6 +19,7 @@ from huggingface_hub.errors import CacheNotFound
 
 from engine.errors import InvalidRequest, ModelLoadError
 from engine.gguf_file import read_gguf_metadata
+from engine.hf_folder import read_hf_folder
 from engine.hub.cache import RepoCache
 from engine.hub.catalog import LLAMA_CPP, TORCH, quant_of
 
@@ -178,15 +179,12 @@ def _is_torch_folder(folder: Path) -> bool:
 
 
 def _check_hf_folder(folder: Path) -> None:
-    if not (folder / "config.json").is_file():
-        raise ModelLoadError(f"{folder} has no config.json, so it is not a Hugging Face model folder.",
-                             "Choose the folder that holds config.json and the .safetensors files.")
-    if not any(folder.glob("*.safetensors")):
-        raise ModelLoadError(f"{folder} has no .safetensors weights.",
-                             "The download of that folder is incomplete: fetch it again.")
+    """The torch backend's own checks (shards present and complete, tokenizer, no remote code)."""
     if not _is_torch_folder(folder):
+        read_hf_folder(folder)  # says what is missing; a complete folder of another model gets the next line
         raise ModelLoadError(f"{folder} is not a Nemotron-H model (its config.json model_type is not nemotron_h).",
                              "Choose a Nemotron-3-Nano folder, or a GGUF file for other models.")
+    read_hf_folder(folder)
 
 
 def _backend_of(path: Path) -> str:
