@@ -3,6 +3,7 @@ and everything back after a restart or a kill -9."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -125,11 +126,13 @@ def test_kill_9_while_streaming_loses_nothing(qtbot, tiny_nemotron, tmp_path: Pa
         deadline = time.monotonic() + 60
         while True:
             assert time.monotonic() < deadline, "the app never streamed"
-            if db.exists():
-                row = sqlite3.connect(db).execute(
-                    "SELECT length(reasoning) FROM messages WHERE role='assistant'").fetchone()
-                if row and row[0] > 200:
-                    break
+            try:  # the app may not have created the file or its schema yet
+                with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as peek:
+                    row = peek.execute("SELECT length(reasoning) FROM messages WHERE role='assistant'").fetchone()
+            except sqlite3.OperationalError:
+                row = None
+            if row and row[0] > 200:
+                break
             time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGKILL)
