@@ -117,7 +117,7 @@ def read_hf_folder(path: Path) -> HfFolder:
         raise ModelLoadError(f"{path} is not a folder.", "Choose a Hugging Face model folder or a GGUF file.")
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{path.name} has no config.json, so it is not a Hugging Face model folder.",
-                             "Choose the folder that holds config.json and the .safetensors files.")
+                             "Choose a GGUF file, or the folder that holds config.json and the .safetensors files.")
     config = _read_json(path / "config.json", "config.json")
     if "auto_map" in config and config.get("model_type") not in ("nemotron_h",):
         raise ModelLoadError(

@@ -28,8 +28,9 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "No model file" in err.message and err.kind == "bad_model"
 
 
-def test_folder_instead_of_file(tmp_path: Path) -> None:
-    assert "is a folder" in load_error(tmp_path).message
+def test_folder_that_is_not_a_model(tmp_path: Path) -> None:
+    error = load_error(tmp_path)  # a folder is read as a Hugging Face folder, and this one is not
+    assert "no config.json" in error.message and "GGUF file" in error.action
 
 
 def test_not_a_gguf(tmp_path: Path) -> None:
