@@ -26,6 +26,7 @@ from engine.gguf_file import read_gguf_metadata
 from engine.models import DEMO_LABEL, resolve_model
 from engine.prefix_cache import PrefixCache
 from engine.reasoning import prompt_opens_reasoning
+from engine.remote import RemoteEngine, RemoteSpec
 
 # Used when a GGUF carries no template: plain ChatML, which most instruct models understand.
 FALLBACK_TEMPLATE = (
@@ -36,10 +37,11 @@ FALLBACK_TEMPLATE = (
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """What to load. `model_path` None means the demo model."""
+    """What to load. `model_path` None means the demo model; `remote` a model on a server instead."""
 
     model_path: str | None = None
     llama: LlamaLoadOptions = field(default_factory=LlamaLoadOptions)
+    remote: RemoteSpec | None = None
 
 
 class _NeverCancelled:
@@ -55,9 +57,13 @@ class EngineSession:
         self.formatter: ChatFormatter | None = None
         self.cache: PrefixCache | None = None
         self.info: ModelInfo | None = None
+        self.remote: RemoteEngine | None = None
 
     def load(self, spec: LoadSpec) -> Iterator[EngineEvent]:
         self.unload()
+        if spec.remote is not None:
+            yield from self._connect(spec.remote)
+            return
         try:
             path, is_demo = resolve_model(spec.model_path)
             yield LoadProgress("Reading the model file", 0.0)
@@ -89,7 +95,21 @@ class EngineSession:
         yield LoadProgress("Ready", 1.0)
         yield self.info
 
+    def _connect(self, spec: RemoteSpec) -> Iterator[EngineEvent]:
+        remote = RemoteEngine(spec)
+        try:
+            for event in remote.connect():
+                if isinstance(event, ModelInfo):
+                    self.remote, self.info = remote, event
+                yield event
+        except EngineError as exc:
+            remote.close()
+            yield Error(exc.message, exc.action, exc.kind)
+
     def unload(self) -> None:
+        if self.remote is not None:
+            self.remote.close()
+            self.remote = None
         if self.backend is not None:
             self.backend.close()
         self.backend = self.formatter = self.cache = self.info = None
@@ -99,6 +119,12 @@ class EngineSession:
         return self.backend.tokenize(text, special=special)
 
     def generate(self, request: GenerationRequest, cancel: CancelFlag | None = None) -> Iterator[GenerationEvent]:
+        if self.remote is not None:
+            try:
+                yield from self.remote.generate(request, cancel or _NeverCancelled())
+            except EngineError as exc:
+                yield Error(exc.message, exc.action, exc.kind)
+            return
         if self.backend is None or self.formatter is None or self.cache is None:
             yield Error("No model is loaded.", "Load a model first.", "no_model")
             return
