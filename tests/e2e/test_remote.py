@@ -278,3 +278,35 @@ def test_silent_server_times_out() -> None:
         assert error.kind == "timeout" and "0.5 s" in error.message
     finally:
         listener.close()
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_cli_chat_through_the_server(ours: LiveServer) -> None:
+    from tests.e2e.test_cli import run
+
+    result = run("chat", "--remote", ours.base_url, "--api-key", "s3cret", "--model", TINY, "-p", "Hello",
+                 "--max-tokens", "600", "--budget", "16", "--seed", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    info = next(e for e in events if e["event"] == "ModelInfo")
+    assert info["backend"] == "remote" and info["path"] == ours.base_url
+    kinds = [e["event"] for e in events]
+    assert "ReasoningDelta" in kinds and kinds[-1] == "Finished"
+    ended = next(e for e in events if e["event"] == "ReasoningEnded")
+    assert ended["by_budget"] and ended["reasoning_tokens"] >= 16
+
+
+def test_cli_key_from_the_environment_and_errors(ours: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.e2e.test_cli import run
+
+    monkeypatch.setenv("NEMOTRON_DESK_API_KEY", "s3cret")
+    result = run("chat", "--remote", ours.base_url, "-p", "Hi", "--no-think", "--max-tokens", "8")
+    assert result.returncode == 0, result.stderr
+    assert f"Connected to {TINY} on {ours.base_url}" in result.stderr
+    monkeypatch.setenv("NEMOTRON_DESK_API_KEY", "wrong")
+    refused = run("chat", "--remote", ours.base_url, "-p", "Hi")
+    assert refused.returncode == 1 and "HTTP 401" in refused.stderr and "--api-key" in refused.stderr
+    bad = run("chat", "--remote", "ftp://x", "-p", "Hi")
+    assert bad.returncode == 2 and "not a server address" in bad.stderr
