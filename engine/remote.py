@@ -208,7 +208,7 @@ class _Plan:
         self.client_budget = budget if budget is not None and self.server_budget is None else None
         self.max_tokens = request.sampling.max_tokens
         self.stream = AnswerStream(starts_in_reasoning=starts_in_reasoning, raw=raw, tools=request.tools,
-                                   budget=budget)
+                                   budget=budget, thinking=request.thinking or raw)
 
     def run(self, cancel: CancelFlag) -> Iterator[GenerationEvent]:
         stream = self.stream
@@ -269,7 +269,7 @@ class _Plan:
         if first and not self.use_completions:
             path = "chat/completions"
             body["messages"] = [_wire_message(m.to_template()) for m in self.request.messages]
-            body["chat_template_kwargs"] = {"enable_thinking": self.thinking}
+            body["chat_template_kwargs"] = {"enable_thinking": self.request.thinking}  # the server's template
             if self.request.tools:
                 body["tools"] = list(self.request.tools)
             if self.server_budget is not None and engine.traits.budget_field:

@@ -270,6 +270,11 @@ class RemoteHttp:
             if path == "models":
                 return ServerFailed(f"There is no OpenAI-compatible API at {self.base_url} (HTTP 404).",
                                     "Check the URL: it usually ends in /v1, e.g. http://gpu-box:8000/v1.")
+            if path == "completions":
+                return ServerModelMissing(
+                    f"The server refused {self.base_url}/completions (HTTP 404).{detail}",
+                    "On this server the reasoning budget and thinking switch continue the text through "
+                    "/v1/completions: turn the budget off, or use a server that offers it (vLLM, SGLang, NIM).")
             return ServerModelMissing(f"The server has no {what or path} (HTTP 404).{detail}",
                                       "Pick one of the models the server lists (Test connection lists them).")
         if status in RETRY_STATUS:

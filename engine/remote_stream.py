@@ -31,7 +31,9 @@ class AnswerStream:
     """Collects one answer. `budget` is the reasoning budget in force, wherever it is applied."""
 
     def __init__(self, *, starts_in_reasoning: bool, raw: bool = False,
-                 tools: Sequence[dict[str, Any]] = (), budget: int | None = None) -> None:
+                 tools: Sequence[dict[str, Any]] = (), budget: int | None = None, thinking: bool = True) -> None:
+        self.thinking = thinking
+        self._answer_as_reasoning = ""  # thinking off, yet the server called the answer reasoning
         self.splitter = ReasoningSplitter(starts_in_reasoning=starts_in_reasoning)
         self.raw = raw
         self.budget = budget
@@ -73,6 +75,13 @@ class AnswerStream:
             self._tool_call_piece(call)
         reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
         content = delta.get("content") or ""
+        if not self.thinking:
+            # vLLM's nemotron_v3 parser streams a no-thinking answer as reasoning, then repeats it
+            # whole as content at the end: with thinking off, it is the answer, shown once.
+            if content and content == self._answer_as_reasoning:
+                content = ""
+            self._answer_as_reasoning += reasoning
+            reasoning, content = "", reasoning + content
         text = ""
         if reasoning:
             if self.splitter.phase is Phase.START:

@@ -310,3 +310,39 @@ def test_cli_key_from_the_environment_and_errors(ours: LiveServer, monkeypatch: 
     assert refused.returncode == 1 and "HTTP 401" in refused.stderr and "--api-key" in refused.stderr
     bad = run("chat", "--remote", "ftp://x", "-p", "Hi")
     assert bad.returncode == 2 and "not a server address" in bad.stderr
+
+
+class _VllmLike(http.server.BaseHTTPRequestHandler):
+    """Stand-in for vLLM with its nemotron_v3 reasoning parser and thinking off (no vLLM on a CPU test
+    machine): the answer streams as `reasoning_content`, then comes again whole as `content`."""
+
+    def do_GET(self) -> None:
+        self._send(json.dumps({"data": [{"id": "nvidia/nemotron-3-nano", "owned_by": "vllm"}]}).encode())
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert body["chat_template_kwargs"] == {"enable_thinking": False}
+        deltas = [{"reasoning_content": "Par"}, {"reasoning_content": "is."}, {"content": "Paris."}]
+        lines = [{"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+        lines.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        self._send("".join(f"data: {json.dumps(x)}\n\n" for x in lines).encode() + b"data: [DONE]\n\n")
+
+    def _send(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_thinking_off_answer_sent_as_reasoning_is_shown_once_as_the_answer() -> None:
+    server = _serve(_VllmLike)
+    try:
+        session = connect(f"http://127.0.0.1:{server.server_address[1]}/v1")
+        answer = ask(session, thinking=False)
+        assert not answer.errors and answer.content == "Paris." and not answer.reasoning
+        assert answer.finish is FinishReason.STOP
+    finally:
+        server.shutdown()
