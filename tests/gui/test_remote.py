@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from PySide6.QtCore import QSettings
 
@@ -14,7 +15,7 @@ from app.gui.main_window import MainWindow
 from app.store import ChatStore
 from engine.remote import RemoteSpec, secret_name
 from engine.secrets import SecretStore
-from tests.e2e.live_server import LiveServer
+from tests.e2e.live_server import LiveServer, free_port
 from tests.gui.test_chat_window import last_answer, send, wait_answer
 
 TINY = "tiny-nemotron"
@@ -88,6 +89,15 @@ def test_window_chats_through_the_server(qtbot, server: LiveServer, tmp_path) ->
         assert pane.done and pane.by_budget and 64 <= pane.tokens <= 64 + 500 + 5, pane.tokens
         assert "ended by the budget" in pane.header.text()
         assert server.base_url in win.status.text() and "tok/s" in win.status.text()
+        # The app's own API switch serves the remote model too, with no special case.
+        QSettings().setValue("server/port", free_port())
+        win.set_serving(True)
+        assert win.api is not None, win.status.text()
+        reply = httpx.post(win.api.url + "/chat/completions", timeout=60, json={
+            "model": TINY, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 12})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["choices"][0]["message"]["reasoning_content"]
+        win.set_serving(False)
     finally:
         win.close()
         chats.close()
