@@ -63,16 +63,15 @@ class ServerRefused(EngineError):
 
 def normalize_base_url(url: str) -> str:
     """`host:8000`, `http://host:8000` and `http://host:8000/v1/` all become `http://host:8000/v1`."""
-    text = url.strip().rstrip("/")
+    text = url.strip()
     if text and "://" not in text:
         text = "http://" + text
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequest(f"{url!r} is not a server address.",
                              "Give the server's base URL, e.g. http://gpu-box:8000/v1.")
-    if parts.path in ("", "/"):
-        text += "/v1"
-    return text
+    text = text.rstrip("/")
+    return text + "/v1" if parts.path in ("", "/") else text
 
 
 @dataclass(frozen=True)

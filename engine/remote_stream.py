@@ -82,18 +82,17 @@ class AnswerStream:
                 content = ""
             self._answer_as_reasoning += reasoning
             reasoning, content = "", reasoning + content
-        text = ""
+        out: list[GenerationEvent] = []
         if reasoning:
-            if self.splitter.phase is Phase.START:
-                text += THINK_OPEN
+            opening = THINK_OPEN if self.splitter.phase is Phase.START else ""
             self._server_reasoning_open = True
-            text += reasoning
+            out += self._text(opening + reasoning)
         if content:
-            if self._server_reasoning_open:
-                text += THINK_CLOSE
+            if self._server_reasoning_open:  # the server ended the reasoning: the content is answer
+                out += self._text(THINK_CLOSE, count=False)
                 self._server_reasoning_open = False
-            text += content
-        return self._text(text)
+            out += self._text(content)
+        return out
 
     def force_close(self, closing: str) -> list[GenerationEvent]:
         """End the reasoning with `closing` (the budget's doing), as if the model had written it."""
