@@ -97,6 +97,12 @@ def _server_message(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
+def _close_when_it_comes(result: queue.Queue[tuple[bool, Any]]) -> None:
+    ok, value = result.get()
+    if ok:
+        value.close()
+
+
 class RemoteHttp:
     """One server: its base URL, the optional key, timeouts and the retry policy."""
 
@@ -185,7 +191,9 @@ class RemoteHttp:
             last = attempt == self.retry.attempts
             try:
                 request = self._client.build_request(method, path, json=body)
-                response = self._client.send(request, stream=stream)
+                response = self._send_once(request, stream, cancel)
+                if response is None:
+                    return None  # cancelled while waiting for the answer to start
             except httpx.TransportError as exc:
                 if last or not isinstance(exc, httpx.ConnectError):
                     raise self._transport_error(exc, path) from exc
@@ -203,6 +211,33 @@ class RemoteHttp:
                 return None
             pause *= 2
         return None  # not reached: the last attempt returns or raises
+
+    def _send_once(self, request: httpx.Request, stream: bool, cancel: CancelFlag | None) -> httpx.Response | None:
+        """Send on a helper thread, so a cancel is noticed while a busy server has not answered yet
+        (a long prefill, a queue). A cancelled request's response is closed as soon as it arrives."""
+        if cancel is None:
+            return self._client.send(request, stream=stream)
+        result: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+
+        def send() -> None:
+            try:
+                result.put((True, self._client.send(request, stream=stream)))
+            except BaseException as exc:  # handed to the waiting thread
+                result.put((False, exc))
+
+        threading.Thread(target=send, name="remote-send", daemon=True).start()
+        while True:
+            try:
+                ok, value = result.get(timeout=_POLL_S)
+            except queue.Empty:
+                if cancel.is_set():
+                    threading.Thread(target=_close_when_it_comes, args=(result,), daemon=True).start()
+                    return None
+                continue
+            if not ok:
+                raise value
+            response: httpx.Response = value
+            return response
 
     def _retry_after(self, response: httpx.Response, pause: float) -> float:
         try:

@@ -346,3 +346,39 @@ def test_thinking_off_answer_sent_as_reasoning_is_shown_once_as_the_answer() -> 
         assert answer.finish is FinishReason.STOP
     finally:
         server.shutdown()
+
+
+class _Busy(http.server.BaseHTTPRequestHandler):
+    """Stand-in for a server that queues a request for a long time before it answers (a busy
+    llama-cpp-python server waits for its one model): lists a model, then holds every POST."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        body = json.dumps({"data": [{"id": "m", "owned_by": "x"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.release.wait(30)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_cancel_while_the_server_has_not_answered_yet() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = connect(f"http://127.0.0.1:{server.server_address[1]}/v1")
+        stop = threading.Event()
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        answer = ask(session, cancel=stop)
+        assert answer.finish is FinishReason.CANCELLED and not answer.errors
+        assert time.monotonic() - started < 3  # not the 120 s read timeout
+    finally:
+        _Busy.release.set()
+        server.shutdown()
