@@ -58,7 +58,8 @@ class AnswerStream:
 
     @property
     def generated(self) -> int:
-        return self.reasoning_tokens + self.answer_tokens
+        """Tokens generated so far: the server's count where it gave one (a piece may hold several)."""
+        return max(self.reasoning_tokens + self.answer_tokens, self._completion_tokens)
 
     # -- input -----------------------------------------------------------------------------------
 

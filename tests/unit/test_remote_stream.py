@@ -80,3 +80,11 @@ def test_streamed_tool_call_pieces() -> None:
     events = run(stream, [chat(tool_calls=[call]), chat(tool_calls=[more])])
     (event,) = [e for e in events if isinstance(e, ToolCallEvent)]
     assert event.call.name == "weather" and event.call.arguments == {"city": "Oslo"} and event.call.id == "c1"
+
+
+def test_generated_follows_the_servers_count_when_pieces_hold_several_tokens() -> None:
+    stream = AnswerStream(starts_in_reasoning=True)
+    run(stream, [chat(reasoning_content="several tokens at once"),
+                 {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 5}}])
+    assert stream.generated == 5 and stream.reasoning_tokens == 1
+    assert stream.usage().prompt_tokens == 9
