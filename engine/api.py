@@ -225,6 +225,12 @@ class ModelInfo:
     n_gpu_layers: int
     is_demo: bool
     has_thinking: bool  # the chat template knows enable_thinking
+    #: Where it runs, e.g. "CUDA bfloat16" or "CPU float32" (torch); empty for llama.cpp.
+    device: str = ""
+    #: The compute path, e.g. "fast Mamba kernels (mamba-ssm, causal-conv1d)" or "PyTorch Mamba fallback".
+    kernels: str = ""
+    #: What a person should know about this load (weights spilled to CPU memory, ...).
+    notes: tuple[str, ...] = ()
 
 
 GenerationEvent = ReasoningDelta | ContentDelta | ToolCallEvent | ReasoningEnded | Usage | Finished | Error

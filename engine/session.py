@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.api import (
     EngineEvent,
@@ -18,11 +19,14 @@ from engine.api import (
     LoadProgress,
     ModelInfo,
 )
+from engine.backends.base import Backend
 from engine.backends.llama_cpp import LlamaCppBackend, LlamaLoadOptions
+from engine.backends.torch_backend import TorchBackend, TorchLoadOptions, load_torch_backend
 from engine.chat_format import ChatFormatter, Prompt
-from engine.errors import ContextOverflow, EngineError, ModelLoadError
+from engine.errors import ContextOverflow, EngineError
 from engine.generation import CancelFlag, LoopOptions, generate_tokens
 from engine.gguf_file import read_gguf_metadata
+from engine.hf_folder import is_hf_folder, read_hf_folder
 from engine.models import DEMO_LABEL, resolve_model
 from engine.prefix_cache import PrefixCache
 from engine.reasoning import prompt_opens_reasoning
@@ -37,10 +41,14 @@ FALLBACK_TEMPLATE = (
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """What to load. `model_path` None means the demo model; `remote` a model on a server instead."""
+    """What to load. `model_path` None means the demo model; `remote` a model on a server instead.
+
+    A GGUF file runs on llama.cpp with `llama`; a Hugging Face folder on torch with `torch`.
+    """
 
     model_path: str | None = None
     llama: LlamaLoadOptions = field(default_factory=LlamaLoadOptions)
+    torch: TorchLoadOptions = field(default_factory=TorchLoadOptions)
     remote: RemoteSpec | None = None
 
 
@@ -53,7 +61,7 @@ class EngineSession:
     """Holds at most one model. Not thread-safe: one generation at a time."""
 
     def __init__(self) -> None:
-        self.backend: LlamaCppBackend | None = None
+        self.backend: Backend | None = None
         self.formatter: ChatFormatter | None = None
         self.cache: PrefixCache | None = None
         self.info: ModelInfo | None = None
@@ -66,34 +74,67 @@ class EngineSession:
             return
         try:
             path, is_demo = resolve_model(spec.model_path)
-            yield LoadProgress("Reading the model file", 0.0)
-            meta = read_gguf_metadata(path)
-            yield LoadProgress(f"Loading {meta.name} ({meta.size_bytes / 2**30:.1f} GiB)", 0.1)
-            backend = LlamaCppBackend(meta, spec.llama)
+            if is_hf_folder(path) or path.is_dir():
+                yield from self._load_torch(path, spec.torch)
+            else:
+                yield from self._load_gguf(path, is_demo, spec.llama)
         except EngineError as exc:
-            yield Error(exc.message, exc.action, exc.kind)
-            return
-        except MemoryError:
-            yield Error("There is not enough memory to load this model.",
-                        "Close other programs, choose a smaller quant, or lower the context length.", "oom")
-            return
-        self.backend = backend
-        self.cache = PrefixCache(backend)
-        try:
-            self.formatter = ChatFormatter(meta.chat_template or FALLBACK_TEMPLATE, backend.special_tokens,
-                                           bos_token="", eos_token="")
-        except ModelLoadError as exc:
             self.unload()
             yield Error(exc.message, exc.action, exc.kind)
             return
+        except MemoryError:
+            self.unload()
+            yield Error("There is not enough memory to load this model.",
+                        "Close other programs, choose a smaller quant, or lower the context length.", "oom")
+            return
+        assert self.info is not None
+        yield LoadProgress("Ready", 1.0)
+        yield self.info
+
+    def _load_gguf(self, path: Path, is_demo: bool, options: LlamaLoadOptions) -> Iterator[EngineEvent]:
+        yield LoadProgress("Reading the model file", 0.0)
+        meta = read_gguf_metadata(path)
+        yield LoadProgress(f"Loading {meta.name} ({meta.size_bytes / 2**30:.1f} GiB)", 0.1)
+        backend = LlamaCppBackend(meta, options)
+        self._attach(backend, meta.chat_template)
+        assert self.formatter is not None
         self.info = ModelInfo(
             path=str(path), name=DEMO_LABEL if is_demo else meta.name, backend=backend.name,
             architecture=meta.architecture, quantization=meta.quantization, size_bytes=meta.size_bytes,
             context_length=meta.context_length, n_ctx=backend.n_ctx, n_gpu_layers=backend.n_gpu_layers,
             is_demo=is_demo, has_thinking=self.formatter.supports_thinking,
         )
-        yield LoadProgress("Ready", 1.0)
-        yield self.info
+
+    def _load_torch(self, path: Path, options: TorchLoadOptions) -> Iterator[EngineEvent]:
+        yield LoadProgress("Reading the model folder", 0.0)
+        folder = read_hf_folder(path)
+        backend: TorchBackend | None = None
+        for event in load_torch_backend(folder, options):
+            if isinstance(event, TorchBackend):
+                backend = event
+            else:
+                yield event
+        assert backend is not None
+        self._attach(backend, folder.chat_template)
+        assert self.formatter is not None
+        placement = backend.placement
+        dtype = str(backend.dtype).removeprefix("torch.")
+        gpu_layers = folder.n_layers if placement.device_type == "cuda" else 0
+        self.info = ModelInfo(
+            path=str(path), name=folder.name, backend=backend.name, architecture=folder.model_type,
+            quantization=dtype, size_bytes=backend.memory_bytes(), context_length=folder.context_length,
+            n_ctx=backend.n_ctx, n_gpu_layers=gpu_layers, is_demo=False,
+            has_thinking=self.formatter.supports_thinking,
+            device=f"{'CUDA' if placement.device_type == 'cuda' else 'CPU'} {dtype}",
+            kernels=f"{backend.kernels}; experts: {backend.experts}",
+            notes=(placement.note,) if placement.note else (),
+        )
+
+    def _attach(self, backend: Backend, template: str | None) -> None:
+        self.backend = backend
+        self.cache = PrefixCache(backend)
+        self.formatter = ChatFormatter(template or FALLBACK_TEMPLATE, backend.special_tokens,
+                                       bos_token="", eos_token="")
 
     def _connect(self, spec: RemoteSpec) -> Iterator[EngineEvent]:
         remote = RemoteEngine(spec)

@@ -13,6 +13,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from engine.api import EngineEvent, Error, ModelInfo
 from engine.backends.llama_cpp import LlamaLoadOptions
+from engine.backends.torch_backend import TorchLoadOptions
 from engine.models import demo_model_path
 from engine.session import EngineSession, LoadSpec
 
@@ -28,8 +29,12 @@ def demo_gguf() -> Path:
 
 
 def load_session(path: Path | None, n_ctx: int = 2048) -> EngineSession:
+    """A GGUF on llama.cpp, or a Hugging Face folder on torch (CPU, float32), as the session chooses."""
     session = EngineSession()
-    spec = LoadSpec(str(path) if path else None, LlamaLoadOptions(n_ctx=n_ctx, n_threads=THREADS, n_gpu_layers=0))
+    # One torch thread: on a 2-core machine shared with llama.cpp threads, torch's OpenMP pool spins
+    # and its small ops get tens of times slower.
+    spec = LoadSpec(str(path) if path else None, LlamaLoadOptions(n_ctx=n_ctx, n_threads=THREADS, n_gpu_layers=0),
+                    TorchLoadOptions(device="cpu", n_ctx=n_ctx, n_threads=1))
     events: list[EngineEvent] = list(session.load(spec))
     errors = [e for e in events if isinstance(e, Error)]
     assert not errors, errors

@@ -1,7 +1,8 @@
 """`nemotron-desk bench`: time to first token, prefill and decode speed of a model.
 
 Runs in this process (no worker) so that the engine's own generation loop is what is measured, and,
-with --compare (the default), a bare llama-cpp-python loop on the same loaded model, alternating.
+unless --no-compare, the runtime's own loop on the same loaded model, alternating: llama-cpp-python's
+`Llama.generate` for a GGUF, plain transformers `model.generate()` for a Hugging Face folder.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from app.cli.options import add_model_options, load_spec
 from engine.api import Error, ModelInfo
-from engine.bench import BenchFigures, compare, medians
+from engine.bench import BenchFigures, compare, longest_run, medians
 from engine.session import EngineSession
 
 
@@ -22,7 +23,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--prompt-tokens", type=int, default=512, metavar="N")
     p.add_argument("--gen-tokens", type=int, default=128, metavar="N")
     p.add_argument("--rounds", type=int, default=3, metavar="N")
-    p.add_argument("--no-compare", action="store_true", help="skip the bare llama-cpp-python loop")
+    p.add_argument("--no-compare", action="store_true",
+                   help="skip the runtime's own loop (bare llama-cpp-python / plain generate())")
     p.set_defaults(run=run)
 
 
@@ -44,12 +46,18 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(event, ModelInfo):
             info = event
     assert info is not None and session.backend is not None
-    if args.prompt_tokens + args.gen_tokens > session.backend.n_ctx:
-        print(f"Error: {args.prompt_tokens}+{args.gen_tokens} tokens do not fit the {session.backend.n_ctx}-token "
-              "context. Raise --ctx.", file=sys.stderr)
+    need = longest_run(args.prompt_tokens, args.gen_tokens, args.rounds)
+    if need > session.backend.n_ctx:
+        print(f"Error: the runs reach {need} tokens (each starts past where the last ended, so no run reuses "
+              f"another's sequence lengths), more than the {session.backend.n_ctx}-token context. Raise --ctx.",
+              file=sys.stderr)
         return 2
     print(f"model: {info.name} [{info.architecture}, {info.quantization}, {info.size_bytes / 2**20:.0f} MiB] "
           f"backend {info.backend}, GPU layers {info.n_gpu_layers}, context {info.n_ctx}")
+    if info.device or info.kernels:
+        print(f"runs on: {info.device}; {info.kernels}")
+    for note in info.notes:
+        print(f"note: {note}")
     print(f"prompt {args.prompt_tokens} tokens, generate {args.gen_tokens} tokens, greedy, {args.rounds} rounds")
     print(f"{'loop':<24} {'TTFT ms':>10} {'prefill t/s':>12} {'decode t/s':>11}")
     runs = []
@@ -62,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     for figures in summary.values():
         print(_row(figures))
     if len(summary) == 2:
-        ours, bare = summary["engine"], summary["bare llama-cpp-python"]
+        ours, bare = summary.pop("engine"), next(iter(summary.values()))
         overhead_us = (1 / ours.decode_tokens_per_s - 1 / bare.decode_tokens_per_s) * 1e6
-        print(f"engine decode speed / bare: {ours.decode_tokens_per_s / bare.decode_tokens_per_s:.3f} "
+        print(f"engine decode speed / {bare.loop}: {ours.decode_tokens_per_s / bare.decode_tokens_per_s:.3f} "
               f"(prefill {ours.prefill_tokens_per_s / bare.prefill_tokens_per_s:.3f}); "
               f"engine cost per token: {overhead_us:+.0f} µs")
     session.unload()

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from engine.backends.llama_cpp import LlamaLoadOptions
+from engine.backends.torch_backend import TorchLoadOptions
 from engine.remote import RemoteSpec, secret_name
 from engine.secrets import secrets
 from engine.session import LoadSpec
@@ -16,13 +17,23 @@ API_KEY_ENV = "NEMOTRON_DESK_API_KEY"
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("-m", "--model", metavar="PATH",
-                       help="GGUF model file (default: the bundled demo model, SmolLM2-135M-Instruct); "
-                            "with --remote, the server's model name (default: its only model)")
+                       help="a GGUF file (runs on llama.cpp) or a Hugging Face model folder (runs on torch); "
+                            "default: the bundled demo model, SmolLM2-135M-Instruct; with --remote, the server's "
+                            "model name (default: its only model)")
     group.add_argument("--n-gpu-layers", "--ngl", type=int, default=-1, metavar="N",
                        help="layers to offload to the GPU; -1 = all (default), 0 = CPU only")
     group.add_argument("--ctx", type=int, default=8192, metavar="TOKENS", help="context length (default 8192)")
     group.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores)")
-    group.add_argument("--no-flash-attn", action="store_true", help="turn flash attention off")
+    group.add_argument("--no-flash-attn", action="store_true", help="turn flash attention off (llama.cpp)")
+    torch = parser.add_argument_group("Hugging Face folders (torch backend)")
+    torch.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                       help="where to run: auto = CUDA when a GPU is visible (default)")
+    torch.add_argument("--dtype", choices=("auto", "bfloat16", "float16", "float32"), default="auto",
+                       help="weights' dtype: auto = bfloat16 on CUDA, float32 on CPU")
+    torch.add_argument("--no-offload", action="store_true",
+                       help="refuse to spread the weights over several GPUs or into CPU memory")
+    torch.add_argument("--experts", choices=("auto", "eager", "grouped_mm", "batched_mm"), default="auto",
+                       help="how the MoE experts run (transformers' experts implementation)")
 
 
 def add_remote_options(parser: argparse.ArgumentParser) -> None:
@@ -49,4 +60,7 @@ def load_spec(args: argparse.Namespace) -> LoadSpec:
         model_path=args.model,
         llama=LlamaLoadOptions(n_gpu_layers=args.n_gpu_layers, n_ctx=args.ctx, n_threads=args.threads,
                                flash_attn=not args.no_flash_attn),
+        torch=TorchLoadOptions(device=args.device, dtype=args.dtype, n_ctx=args.ctx,
+                               allow_offload=not args.no_offload, experts=args.experts,
+                               n_threads=args.threads),
     )

@@ -44,6 +44,21 @@ class TerminalPrinter:
         self.reasoning: list[str] = []
         self.answer: list[str] = []
         self.failed = False
+        self._progress_line = False
+
+    def _progress(self, event: LoadProgress) -> None:
+        """Stages on their own line; a percentage (torch weights) rewrites one line on a terminal."""
+        if event.stage == "Ready":
+            if self._progress_line:
+                self.err.write("\n")
+                self._progress_line = False
+            return
+        if "%" in event.stage:
+            if self.err.isatty():
+                self.err.write("\r" + self._dim(f"{event.stage}…"))
+                self._progress_line = True
+            return
+        self.err.write(self._dim(f"{event.stage}…\n"))
 
     def _dim(self, text: str) -> str:
         return f"{DIM}{text}{RESET}" if self.color else text
@@ -85,14 +100,19 @@ class TerminalPrinter:
         elif isinstance(event, Error):
             text = f"Error: {event.message}" + (f"\n{event.action}" if event.action else "")
             self.err.write((f"{RED}{text}{RESET}" if self.color else text) + "\n")
-        elif isinstance(event, LoadProgress) and event.fraction == 0.0:
-            self.err.write(self._dim(f"{event.stage}…\n"))
+        elif isinstance(event, LoadProgress):
+            self._progress(event)
         elif isinstance(event, ModelInfo) and event.backend == "remote":
             context = f", context {event.n_ctx}" if event.n_ctx else ""
             self.err.write(self._dim(f"Connected to {event.name} on {event.path} [{event.architecture}{context}]\n"))
         elif isinstance(event, ModelInfo):
             gpu = f", {event.n_gpu_layers} GPU layers" if event.n_gpu_layers else ""
+            where = f", {event.device}" if event.device else ""
             self.err.write(self._dim(
-                f"Loaded {event.name} [{event.architecture}, {event.quantization}, {event.backend}, "
+                f"Loaded {event.name} [{event.architecture}, {event.quantization}, {event.backend}{where}, "
                 f"context {event.n_ctx}{gpu}]\n"))
+            if event.kernels:
+                self.err.write(self._dim(f"Compute path: {event.kernels}\n"))
+            for note in event.notes:
+                self.err.write(f"Note: {note}\n")
         self.err.flush()

@@ -5,18 +5,17 @@ from __future__ import annotations
 import sys
 
 from app.gui.bridge import EngineBridge
-from app.gui.load_dialog import saved_options
+from app.gui.load_dialog import saved_spec
 from app.gui.main_window import MainWindow
 from app.gui.qt import QApplication
 from app.paths import database_path
 from app.store import ChatStore
-from engine.session import LoadSpec
 
 
 def run_gui(model: str | None = None, argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("Nemotron Desk")
     app.setOrganizationName("Nemotron Desk")
-    window = MainWindow(EngineBridge(), ChatStore(database_path()), LoadSpec(model, saved_options()))
+    window = MainWindow(EngineBridge(), ChatStore(database_path()), saved_spec(model))
     window.show()
     return int(app.exec())

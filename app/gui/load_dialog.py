@@ -6,6 +6,8 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QSpinBox
 
 from app.gui.qt import QCheckBox, QSettings, QWidget
 from engine.backends.llama_cpp import LlamaLoadOptions
+from engine.backends.torch_backend import TorchLoadOptions
+from engine.session import LoadSpec
 
 
 def saved_options() -> LlamaLoadOptions:
@@ -17,6 +19,12 @@ def saved_options() -> LlamaLoadOptions:
         n_threads=int(str(s.value("load/n_threads", 0))) or None,
         flash_attn=str(s.value("load/flash_attn", "true")).lower() == "true",
     )
+
+
+def saved_spec(path: str | None) -> LoadSpec:
+    """What to load with the saved settings: a GGUF runs on llama.cpp, a Hugging Face folder on torch."""
+    llama = saved_options()
+    return LoadSpec(path, llama, TorchLoadOptions(n_ctx=llama.n_ctx, n_threads=llama.n_threads))
 
 
 class LoadSettingsDialog(QDialog):

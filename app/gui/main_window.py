@@ -15,7 +15,7 @@ from app.gui.chat_view import ChatView
 from app.gui.composer import Composer
 from app.gui.connect_dialog import ConnectDialog
 from app.gui.conversation import ConversationMixin
-from app.gui.load_dialog import LoadSettingsDialog, saved_options
+from app.gui.load_dialog import LoadSettingsDialog, saved_spec
 from app.gui.markdown import MarkdownRenderer
 from app.gui.messages import AssistantMessage
 from app.gui.qt import (
@@ -102,6 +102,8 @@ class MainWindow(ConversationMixin, QMainWindow):
         menu = self.menuBar().addMenu("&Model")
         open_action = QAction("Open GGUF file…", self)
         open_action.triggered.connect(self._choose_model)
+        open_folder = QAction("Open Hugging Face folder…", self)
+        open_folder.triggered.connect(self._choose_folder)
         demo = QAction("Use the demo model", self)
         demo.triggered.connect(lambda: self.load_model(None))
         remote = QAction("Connect to a server…", self)
@@ -116,7 +118,7 @@ class MainWindow(ConversationMixin, QMainWindow):
         settings.triggered.connect(self._load_settings)
         unload = QAction("Unload", self)
         unload.triggered.connect(self.unload_model)
-        for action in (open_action, demo, remote, settings, unload, stop, search):
+        for action in (open_action, open_folder, demo, remote, settings, unload, stop, search):
             menu.addAction(action)
         server = self.menuBar().addMenu("&Server")
         self.serve_action = QAction("Serve the model on 127.0.0.1 (OpenAI API)", self)
@@ -164,13 +166,20 @@ class MainWindow(ConversationMixin, QMainWindow):
         if path:
             self.load_model(path)
 
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder (config.json, *.safetensors)",
+                                                str(Path.home()))
+        if path:
+            self.load_model(path)
+
     def load_model(self, path: str | None) -> None:
-        """Load a GGUF (None: the demo model) with the saved load settings; the window stays usable."""
+        """Load a GGUF or a Hugging Face folder (None: the demo model) with the saved load settings;
+        the window stays usable."""
         if self.bridge.busy:
             self.status.setText("Wait for the current answer or load to finish, or stop it first.")
             return
         self._model_path = path
-        self.bridge.load(LoadSpec(path, saved_options()))
+        self.bridge.load(saved_spec(path))
 
     def _connect_server(self) -> None:
         if self.bridge.busy:
@@ -198,9 +207,13 @@ class MainWindow(ConversationMixin, QMainWindow):
         if info.backend == "remote":
             self._model_text = f"{info.name} · {info.architecture} at {info.path}"
         else:
-            self._model_text = (f"{info.name} · {info.backend} · {info.quantization} · "
-                                f"GPU layers {info.n_gpu_layers} · context {info.n_ctx}")
+            where = info.device or f"GPU layers {info.n_gpu_layers}"
+            self._model_text = f"{info.name} · {info.backend} · {info.quantization} · {where} · context {info.n_ctx}"
         self.status.setText(self._model_text)
+        tip = [f"{info.path}", info.kernels, *info.notes]
+        self.status.setToolTip("\n".join(t for t in tip if t))
+        if info.notes:  # e.g. weights spilled to CPU memory: say it where it is seen
+            self.status.setText(f"{self._model_text} · {info.notes[0]}")
         self.composer.think.setEnabled(info.has_thinking)
 
     def _on_failed(self, error: Error) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from engine.api import SamplingParams
+from engine.errors import ContextOverflow
 
 
 class Sampler(Protocol):
@@ -26,6 +27,9 @@ class Backend(Protocol):
     eog_ids: frozenset[int]
     #: Strings of the vocabulary's control tokens (`<|im_start|>`, `<think>`, ...).
     special_tokens: tuple[str, ...]
+    #: Whether prompts start with the BOS token (`bos_id`), which the chat template may not write.
+    add_bos: bool
+    bos_id: int
 
     @property
     def tokens(self) -> Sequence[int]:
@@ -62,3 +66,37 @@ class Backend(Protocol):
         """Return to a snapshot taken when the running sequence was `tokens`."""
 
     def close(self) -> None: ...
+
+
+class SequenceMixin:
+    """The bookkeeping every backend shares: the running token list, the context check before a
+    feed, and a cache of each token's bytes (subclasses say how to read one in `_piece`)."""
+
+    n_ctx: int
+    _tokens: list[int]
+    _pieces: dict[int, bytes]
+
+    @property
+    def tokens(self) -> Sequence[int]:
+        return self._tokens
+
+    @property
+    def n_past(self) -> int:
+        return len(self._tokens)
+
+    def token_bytes(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self._piece(token)
+        return piece
+
+    def _piece(self, token: int) -> bytes:
+        raise NotImplementedError
+
+    def _check_room(self, n_new: int) -> None:
+        if len(self._tokens) + n_new > self.n_ctx:
+            raise ContextOverflow(
+                f"The conversation needs {len(self._tokens) + n_new:,} tokens; the model was loaded "
+                f"with a {self.n_ctx:,}-token context.",
+                "Start a new conversation, shorten this one, or reload the model with a larger context.",
+            )

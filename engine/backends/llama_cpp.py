@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.api import SamplingParams
-from engine.backends.base import Sampler
-from engine.errors import ContextOverflow, ModelLoadError
+from engine.backends.base import Sampler, SequenceMixin
+from engine.errors import ModelLoadError
 from engine.gguf_file import GgufMetadata
 
 
@@ -83,7 +83,7 @@ class LlamaSampler:
             self.chain = None
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(SequenceMixin):
     """One loaded GGUF model and its single running sequence."""
 
     name = "llama.cpp"
@@ -116,7 +116,7 @@ class LlamaCppBackend:
         wanted = meta.block_count if options.n_gpu_layers < 0 else min(options.n_gpu_layers, meta.block_count)
         self.n_gpu_layers = wanted if lib.llama_supports_gpu_offload() else 0
         self._vocab = self._llm._model.vocab
-        self._piece_cache: dict[int, bytes] = {}
+        self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         n_vocab = int(lib.llama_vocab_n_tokens(self._vocab))
         self.eog_ids = frozenset(t for t in range(n_vocab) if lib.llama_vocab_is_eog(self._vocab, t))
@@ -142,24 +142,10 @@ class LlamaCppBackend:
 
     # -- the step protocol ---------------------------------------------------------------------
 
-    @property
-    def tokens(self) -> Sequence[int]:
-        return self._tokens
-
-    @property
-    def n_past(self) -> int:
-        return len(self._tokens)
-
     def tokenize(self, text: str, *, special: bool) -> list[int]:
         if not text:
             return []
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
-
-    def token_bytes(self, token: int) -> bytes:
-        piece = self._piece_cache.get(token)
-        if piece is None:
-            piece = self._piece_cache[token] = self._piece(token)
-        return piece
 
     def _piece(self, token: int) -> bytes:
         n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf, len(self._piece_buf), 0, True)
@@ -172,12 +158,7 @@ class LlamaCppBackend:
     def feed(self, tokens: Sequence[int]) -> None:
         if not tokens:
             return
-        if len(self._tokens) + len(tokens) > self.n_ctx:
-            raise ContextOverflow(
-                f"The conversation needs {len(self._tokens) + len(tokens):,} tokens; the model was loaded "
-                f"with a {self.n_ctx:,}-token context.",
-                "Start a new conversation, shorten this one, or reload the model with a larger context.",
-            )
+        self._check_room(len(tokens))
         try:
             self._llm.eval(tokens)
         except BaseException:

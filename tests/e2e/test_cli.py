@@ -72,7 +72,7 @@ def test_bench_prints_figures() -> None:
     result = run("bench", "--prompt-tokens", "64", "--gen-tokens", "8", "--rounds", "1", "--threads", "2")
     assert result.returncode == 0, result.stderr
     assert "decode t/s" in result.stdout
-    assert "engine decode speed / bare:" in result.stdout
+    assert "engine decode speed / bare llama-cpp-python:" in result.stdout
 
 
 def test_readme_names_the_two_commands() -> None:
@@ -117,3 +117,16 @@ def test_self_test_passes_and_says_what_it_checked() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok    demo model at" in result.stdout and "Paris" in result.stdout
     assert result.stdout.strip().endswith("self-test passed")
+
+
+def test_chat_with_a_hugging_face_folder_runs_on_torch_with_the_budget(tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    result = run("chat", "-m", str(tiny_nemotron.hf_dir), "-p", "Why is the sky blue?", "--budget", "8",
+                 "--max-tokens", "120", "--seed", "2", "--threads", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    info = next(e for e in events if e["event"] == "ModelInfo")
+    assert info["backend"] == "torch" and info["architecture"] == "nemotron_h" and info["device"] == "CPU float32"
+    assert "PyTorch" in info["kernels"]
+    (ended,) = [e for e in events if e["event"] == "ReasoningEnded"]
+    assert ended["by_budget"] and 8 <= ended["reasoning_tokens"] <= 8 + 500 + 5
+    assert any(e["event"] == "ReasoningDelta" for e in events)

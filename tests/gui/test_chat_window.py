@@ -166,3 +166,29 @@ def test_folding_while_streaming_keeps_the_reading_position(qtbot, window: MainW
     qtbot.waitUntil(lambda: bar.value() == bar.maximum(), timeout=2_000)
     window.bridge.stop()
     wait_answer(qtbot, window)
+
+
+def test_hugging_face_folder_runs_on_torch_from_the_model_menu(qtbot, window: MainWindow, tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    """The Model menu's folder entry ends in load_model(folder): the same window, the torch backend."""
+    from app.gui.load_dialog import LoadSettingsDialog
+
+    dialog = LoadSettingsDialog(window)
+    dialog.threads.setValue(1)  # torch's thread pool and llama.cpp's share 2 cores here
+    dialog.accept()
+    assert any(a.text() == "Open Hugging Face folder…" for a in window.menuBar().actions()[0].menu().actions())
+    window.load_model(str(tiny_nemotron.hf_dir))
+    qtbot.waitUntil(lambda: window.bridge.model is not None and window.bridge.model.backend == "torch"
+                    and not window.bridge.busy, timeout=120_000)
+    assert "torch" in window.status.text() and "CPU float32" in window.status.text()
+    assert "PyTorch" in window.status.toolTip()  # the compute path, for whoever asks
+    window.composer.set_budget(16)
+    send(qtbot, window, "Why is the sky blue?")
+    wait_answer(qtbot, window)
+    pane = last_answer(window).thinking
+    assert pane.done and pane.by_budget and last_answer(window).error is None
+
+
+def test_folder_without_config_is_explained(qtbot, window: MainWindow, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window.load_model(str(tmp_path))
+    qtbot.waitUntil(lambda: not window.bridge.busy, timeout=30_000)
+    assert "no config.json" in window.status.text() and "safetensors" in window.status.text()

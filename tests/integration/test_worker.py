@@ -117,3 +117,24 @@ def test_a_stream_left_early_leaves_the_engine_clean(demo_gguf: Path) -> None:
         stream.close()  # the answer is abandoned mid-way: it is cancelled and its tail read
         answer = collect(c.generate(PARIS))
         assert "Paris" in answer.content and answer.finish is FinishReason.STOP
+
+
+def test_hugging_face_folder_in_the_worker_streams_and_cancels(tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    """The torch backend behind the same process boundary: progress events, a stream, a cancel."""
+    from engine.api import LoadProgress, ReasoningDelta
+    from engine.backends.torch_backend import TorchLoadOptions
+
+    with EngineClient() as c:
+        events = list(c.load(LoadSpec(str(tiny_nemotron.hf_dir), torch=TorchLoadOptions(device="cpu", n_threads=1))))
+        info = events[-1]
+        assert isinstance(info, ModelInfo) and info.backend == "torch" and info.device == "CPU float32", events
+        assert any(isinstance(e, LoadProgress) and e.stage.startswith("Loading weights") for e in events)
+        request = GenerationRequest((Message("user", "Think."),),
+                                    sampling=SamplingParams(seed=1, max_tokens=2000, ignore_eos=True))
+        seen = []
+        for event in c.generate(request):
+            seen.append(event)
+            if sum(isinstance(e, ReasoningDelta) for e in seen) == 5:
+                c.cancel()
+        answer = collect(seen)
+        assert answer.finish is FinishReason.CANCELLED and answer.usage.completion_tokens < 100

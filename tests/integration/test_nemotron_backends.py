@@ -1,8 +1,14 @@
-"""The reasoning machinery on the real architecture: a tiny random `nemotron_h_moe` GGUF in llama.cpp,
-with the real chat template and special tokens. Random weights think forever and rarely end a
-line, which is exactly what exercises the budget rule."""
+"""The reasoning machinery on the real architecture, in both backends: the same tiny random
+Nemotron-H as a GGUF in llama.cpp and as a Hugging Face folder in transformers (torch, CPU), with the
+real chat template and special tokens. Random weights think forever and rarely end a line, which is
+exactly what exercises the budget rule."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from engine.api import FinishReason, GenerationRequest, Message, SamplingParams
 from engine.budget import CLOSE_AT_NEWLINE, CLOSE_CUT, answer_reserve
@@ -11,6 +17,18 @@ from tests.conftest import load_session
 from tests.integration.helpers import Answer, CancelAfter, collect
 
 QUESTION = (Message("user", "Why is the sky blue?"),)
+
+
+def model_path(tiny_nemotron, backend: str) -> Path:  # type: ignore[no-untyped-def]
+    return Path(tiny_nemotron.gguf_path if backend == "llama.cpp" else tiny_nemotron.hf_dir)
+
+
+@pytest.fixture(scope="module", params=["llama.cpp", "torch"])
+def nemotron_session(request: pytest.FixtureRequest, tiny_nemotron) -> Iterator[EngineSession]:  # type: ignore[no-untyped-def]
+    session = load_session(model_path(tiny_nemotron, request.param), n_ctx=4096)
+    assert session.info is not None and session.info.backend == request.param
+    yield session
+    session.unload()
 
 
 def ask(session: EngineSession, messages: tuple[Message, ...] = QUESTION, *, max_tokens: int = 800,
@@ -33,7 +51,8 @@ def think_ids(session: EngineSession) -> tuple[int, int]:
 
 def test_model_is_the_hybrid_architecture(nemotron_session: EngineSession) -> None:
     info = nemotron_session.info
-    assert info is not None and info.architecture == "nemotron_h_moe" and info.has_thinking
+    assert info is not None and info.has_thinking
+    assert info.architecture == {"llama.cpp": "nemotron_h_moe", "torch": "nemotron_h"}[info.backend]
 
 
 def test_thinking_on_streams_reasoning_first(nemotron_session: EngineSession) -> None:
@@ -58,17 +77,20 @@ def test_budget_ends_the_reasoning_in_the_same_sequence(nemotron_session: Engine
     assert answer.usage.answer_tokens > 0 or answer.finish is FinishReason.STOP
 
 
-def split_forced_closing(session: EngineSession, answer: Answer) -> tuple[list[int], str]:
-    """The model's own reasoning tokens, and which closing text the engine fed after them."""
+def expected_closing(session: EngineSession, generated: list[int], budget: int) -> tuple[int, str]:
+    """The model card's rule replayed over the generated tokens: where the reasoning must end, and how.
+
+    Once `budget` reasoning tokens are reached, the first token with a newline ends it; with no
+    newline within 500 more tokens, it is cut there.
+    """
     assert session.backend is not None
-    (ended,) = answer.ended
-    generated = sequence_after_prompt(session, answer)
-    for closing in (CLOSE_CUT, "\n" + CLOSE_AT_NEWLINE, CLOSE_AT_NEWLINE):
-        ids = session.backend.tokenize(closing, special=True)
-        k = ended.reasoning_tokens - len(ids)
-        if generated[k:k + len(ids)] == ids:
-            return generated[:k], closing
-    raise AssertionError("no closing sequence where the reasoning ended")
+    for count, token in enumerate(generated, start=1):
+        text = session.backend.token_bytes(token).decode("utf-8", "replace")
+        if count >= budget and "\n" in text:
+            return count, CLOSE_AT_NEWLINE if text.endswith("\n") else "\n" + CLOSE_AT_NEWLINE
+        if count >= budget + 500:
+            return count, CLOSE_CUT
+    raise AssertionError("the reasoning never reached the point where the budget ends it")
 
 
 def test_budget_newline_rule_on_real_generation(nemotron_session: EngineSession) -> None:
@@ -77,15 +99,14 @@ def test_budget_newline_rule_on_real_generation(nemotron_session: EngineSession)
     assert backend is not None
     for seed in range(1, 6):
         answer = ask(nemotron_session, reasoning_budget=budget, seed=seed, max_tokens=2000)
-        model_tokens, closing = split_forced_closing(nemotron_session, answer)
-        texts = [backend.token_bytes(t).decode("utf-8", "replace") for t in model_tokens]
-        assert len(model_tokens) >= budget
-        # no line ended between the budget and the last model token, or it would have closed there
-        assert not any("\n" in t for t in texts[budget - 1:-1])
-        if closing == CLOSE_CUT:
-            assert len(model_tokens) == budget + 500
-        else:
-            assert "\n" in texts[-1]
+        (ended,) = answer.ended
+        assert ended.by_budget
+        generated = sequence_after_prompt(nemotron_session, answer)
+        model_tokens, closing = expected_closing(nemotron_session, generated, budget)
+        closing_ids = backend.tokenize(closing, special=True)
+        # exactly that closing was fed right after the model's last reasoning token, and nothing else
+        assert generated[model_tokens:model_tokens + len(closing_ids)] == closing_ids
+        assert ended.reasoning_tokens == model_tokens + len(closing_ids)
 
 
 def test_budget_zero_closes_at_once(nemotron_session: EngineSession) -> None:
@@ -132,7 +153,8 @@ def test_multi_turn_resumes_from_a_snapshot(nemotron_session: EngineSession, tin
     # the previous turn's start comes from the snapshot taken then.
     assert second.usage.cached_prompt_tokens > 0
     # resuming from the snapshot gives exactly what a cold start gives
-    cold = load_session(tiny_nemotron.gguf_path, n_ctx=4096)
+    assert nemotron_session.info is not None
+    cold = load_session(model_path(tiny_nemotron, nemotron_session.info.backend), n_ctx=4096)
     try:
         again = ask(cold, history, reasoning_budget=8, max_tokens=64)
     finally:
@@ -188,3 +210,47 @@ def test_raw_prompt_streams_markers_and_still_applies_the_budget(nemotron_sessio
     assert "</think>" in answer.content  # raw text: the closing the budget fed is in the stream
     (ended,) = answer.ended
     assert ended.by_budget
+
+
+def test_utf8_split_across_tokens_streams_whole_characters(nemotron_session: EngineSession) -> None:
+    """Byte-level tokens cut characters in pieces; the stream must only ever carry whole ones."""
+    from engine.api import ContentDelta
+    from engine.generation import LoopOptions, _Run
+
+    backend = nemotron_session.backend
+    assert backend is not None
+    text = "Café ✓ 日本語 naïve 🙂 done"
+    tokens = backend.tokenize(text, special=False)
+    pieces = [backend.token_bytes(t) for t in tokens]
+    assert b"".join(pieces) == text.encode("utf-8")
+    assert any(_not_utf8(p) for p in pieces), "the fixture's vocabulary should split some character"
+    run = _Run(backend, LoopOptions(SamplingParams()), lambda t: backend.tokenize(t, special=True))
+    out: list = []  # type: ignore[type-arg]
+    for piece in pieces:
+        run.absorb(piece, out)
+    run.finish(out)
+    deltas = [e.text for e in out if isinstance(e, ContentDelta)]
+    assert "".join(deltas) == text and all("\ufffd" not in d for d in deltas)
+
+
+def _not_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def test_both_backends_give_the_same_greedy_tokens(tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    """The same tiny weights as an F32 GGUF in llama.cpp and as safetensors in transformers."""
+    request = GenerationRequest(QUESTION, sampling=SamplingParams(temperature=0.0, max_tokens=16, ignore_eos=True))
+    generated = {}
+    for backend in ("llama.cpp", "torch"):
+        session = load_session(model_path(tiny_nemotron, backend), n_ctx=1024)
+        try:
+            answer = collect(session.generate(request))
+            assert not answer.errors and answer.usage.completion_tokens == 16
+            generated[backend] = (sequence_after_prompt(session, answer), answer.usage.prompt_tokens)
+        finally:
+            session.unload()
+    assert generated["llama.cpp"] == generated["torch"]
