@@ -30,6 +30,7 @@ from engine.hf_folder import is_hf_folder, read_hf_folder
 from engine.models import DEMO_LABEL, resolve_model
 from engine.prefix_cache import PrefixCache
 from engine.reasoning import prompt_opens_reasoning
+from engine.remote import RemoteEngine, RemoteSpec
 
 # Used when a GGUF carries no template: plain ChatML, which most instruct models understand.
 FALLBACK_TEMPLATE = (
@@ -40,7 +41,7 @@ FALLBACK_TEMPLATE = (
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """What to load. `model_path` None means the demo model.
+    """What to load. `model_path` None means the demo model; `remote` a model on a server instead.
 
     A GGUF file runs on llama.cpp with `llama`; a Hugging Face folder on torch with `torch`.
     """
@@ -48,6 +49,7 @@ class LoadSpec:
     model_path: str | None = None
     llama: LlamaLoadOptions = field(default_factory=LlamaLoadOptions)
     torch: TorchLoadOptions = field(default_factory=TorchLoadOptions)
+    remote: RemoteSpec | None = None
 
 
 class _NeverCancelled:
@@ -63,9 +65,13 @@ class EngineSession:
         self.formatter: ChatFormatter | None = None
         self.cache: PrefixCache | None = None
         self.info: ModelInfo | None = None
+        self.remote: RemoteEngine | None = None
 
     def load(self, spec: LoadSpec) -> Iterator[EngineEvent]:
         self.unload()
+        if spec.remote is not None:
+            yield from self._connect(spec.remote)
+            return
         try:
             path, is_demo = resolve_model(spec.model_path)
             if is_hf_folder(path) or path.is_dir():
@@ -130,7 +136,21 @@ class EngineSession:
         self.formatter = ChatFormatter(template or FALLBACK_TEMPLATE, backend.special_tokens,
                                        bos_token="", eos_token="")
 
+    def _connect(self, spec: RemoteSpec) -> Iterator[EngineEvent]:
+        remote = RemoteEngine(spec)
+        try:
+            for event in remote.connect():
+                if isinstance(event, ModelInfo):
+                    self.remote, self.info = remote, event
+                yield event
+        except EngineError as exc:
+            remote.close()
+            yield Error(exc.message, exc.action, exc.kind)
+
     def unload(self) -> None:
+        if self.remote is not None:
+            self.remote.close()
+            self.remote = None
         if self.backend is not None:
             self.backend.close()
         self.backend = self.formatter = self.cache = self.info = None
@@ -140,6 +160,12 @@ class EngineSession:
         return self.backend.tokenize(text, special=special)
 
     def generate(self, request: GenerationRequest, cancel: CancelFlag | None = None) -> Iterator[GenerationEvent]:
+        if self.remote is not None:
+            try:
+                yield from self.remote.generate(request, cancel or _NeverCancelled())
+            except EngineError as exc:
+                yield Error(exc.message, exc.action, exc.kind)
+            return
         if self.backend is None or self.formatter is None or self.cache is None:
             yield Error("No model is loaded.", "Load a model first.", "no_model")
             return

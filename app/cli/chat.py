@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from app.cli.options import add_model_options, load_spec
+from app.cli.options import add_model_options, add_remote_options, load_spec
 from app.cli.render import TerminalPrinter
 from engine.api import (
     MAX_BUDGET,
@@ -31,6 +31,7 @@ HELP = "Commands: /think on|off · /budget N|off · /reset · /exit"
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("chat", help="chat with a model in the terminal")
     add_model_options(p)
+    add_remote_options(p)
     p.add_argument("-p", "--prompt", help="answer this one prompt and exit")
     p.add_argument("-s", "--system", default="", help="system prompt")
     p.add_argument("--no-think", action="store_true", help="turn reasoning off")
@@ -86,12 +87,13 @@ def _answer(client: EngineClient, state: _ChatState, printer: TerminalPrinter) -
 def run(args: argparse.Namespace) -> int:
     try:
         state = _ChatState(args)
+        spec = load_spec(args)
     except InvalidRequest as exc:
         print(f"Error: {exc.message}\n{exc.action}", file=sys.stderr)
         return 2
     with EngineClient() as client:
         loader = TerminalPrinter(as_json=args.json)
-        for event in client.load(load_spec(args)):
+        for event in client.load(spec):
             loader.handle(event)
         if loader.failed:
             return 1

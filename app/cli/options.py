@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from engine.backends.llama_cpp import LlamaLoadOptions
 from engine.backends.torch_backend import TorchLoadOptions
+from engine.remote import RemoteSpec, secret_name
+from engine.secrets import secrets
 from engine.session import LoadSpec
+
+API_KEY_ENV = "NEMOTRON_DESK_API_KEY"
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("-m", "--model", metavar="PATH",
                        help="a GGUF file (runs on llama.cpp) or a Hugging Face model folder (runs on torch); "
-                            "default: the bundled demo model, SmolLM2-135M-Instruct")
+                            "default: the bundled demo model, SmolLM2-135M-Instruct; with --remote, the server's "
+                            "model name (default: its only model)")
     group.add_argument("--n-gpu-layers", "--ngl", type=int, default=-1, metavar="N",
                        help="layers to offload to the GPU; -1 = all (default), 0 = CPU only")
     group.add_argument("--ctx", type=int, default=8192, metavar="TOKENS", help="context length (default 8192)")
@@ -30,7 +36,26 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                        help="how the MoE experts run (transformers' experts implementation)")
 
 
+def add_remote_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("remote server")
+    group.add_argument("--remote", metavar="URL",
+                       help="use a model on an OpenAI-compatible server (vLLM, SGLang, NIM, llama.cpp, "
+                            "nemotron-desk serve), e.g. http://gpu-box:8000/v1")
+    group.add_argument("--api-key", metavar="KEY",
+                       help=f"the server's API key (default: ${API_KEY_ENV}, else the key saved in the "
+                            "system keyring for that server)")
+
+
+def remote_spec(args: argparse.Namespace) -> RemoteSpec:
+    """The --remote server; raises InvalidRequest for an address that is not one."""
+    url = args.remote
+    key = args.api_key or os.environ.get(API_KEY_ENV) or secrets.get(secret_name(url))
+    return RemoteSpec(url, model=args.model or "", api_key=key)
+
+
 def load_spec(args: argparse.Namespace) -> LoadSpec:
+    if getattr(args, "remote", None):
+        return LoadSpec(remote=remote_spec(args))
     return LoadSpec(
         model_path=args.model,
         llama=LlamaLoadOptions(n_gpu_layers=args.n_gpu_layers, n_ctx=args.ctx, n_threads=args.threads,

@@ -102,6 +102,9 @@ class TerminalPrinter:
             self.err.write((f"{RED}{text}{RESET}" if self.color else text) + "\n")
         elif isinstance(event, LoadProgress):
             self._progress(event)
+        elif isinstance(event, ModelInfo) and event.backend == "remote":
+            context = f", context {event.n_ctx}" if event.n_ctx else ""
+            self.err.write(self._dim(f"Connected to {event.name} on {event.path} [{event.architecture}{context}]\n"))
         elif isinstance(event, ModelInfo):
             gpu = f", {event.n_gpu_layers} GPU layers" if event.n_gpu_layers else ""
             where = f", {event.device}" if event.device else ""

@@ -14,6 +14,8 @@ from pathlib import Path
 from engine.api import ModelInfo
 from engine.client import EngineClient
 
+REMOTE_DEFAULT_MAX_TOKENS = 8192
+
 
 class ApiServer:
     """uvicorn in a thread, serving one loaded model on 127.0.0.1."""
@@ -26,8 +28,11 @@ class ApiServer:
 
         self.port = port
         self.url = f"http://127.0.0.1:{port}/v1"
-        names = list(dict.fromkeys([Path(model.path).stem, "nemotron-desk"]))
-        app = create_app(EngineRunner(client), names, model.n_ctx)
+        # A remote model is named by the server's name for it; its context may be unknown (0), and
+        # the API's default answer length is the context, so a fallback stands in.
+        own = model.name if model.backend == "remote" else Path(model.path).stem
+        names = list(dict.fromkeys([own, "nemotron-desk"]))
+        app = create_app(EngineRunner(client), names, model.n_ctx or REMOTE_DEFAULT_MAX_TOKENS)
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         self._thread = threading.Thread(target=self._serve, name="api-server", daemon=True)
 

@@ -13,6 +13,7 @@ from app.gui.api_switch import ApiServer
 from app.gui.bridge import EngineBridge
 from app.gui.chat_view import ChatView
 from app.gui.composer import Composer
+from app.gui.connect_dialog import ConnectDialog
 from app.gui.conversation import ConversationMixin
 from app.gui.download_host import DownloadsMixin
 from app.gui.load_dialog import LoadSettingsDialog, saved_spec
@@ -106,6 +107,8 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         open_folder.triggered.connect(self._choose_folder)
         demo = QAction("Use the demo model", self)
         demo.triggered.connect(lambda: self.load_model(None))
+        remote = QAction("Connect to a server…", self)
+        remote.triggered.connect(self._connect_server)
         stop = QAction("Stop answer", self)
         stop.setShortcut("Ctrl+.")
         stop.triggered.connect(self.bridge.stop)
@@ -116,7 +119,7 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         settings.triggered.connect(self._load_settings)
         unload = QAction("Unload", self)
         unload.triggered.connect(self.unload_model)
-        for action in (open_action, open_folder, demo, settings, unload, stop, search):
+        for action in (open_action, open_folder, demo, remote, settings, unload, stop, search):
             menu.addAction(action)
         menu.addSeparator()
         self._downloads_setup(menu)
@@ -182,6 +185,14 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         self._model_path = path
         self.bridge.load(saved_spec(path))
 
+    def _connect_server(self) -> None:
+        if self.bridge.busy:
+            self.status.setText("Wait for the current answer or load to finish, or stop it first.")
+            return
+        dialog = ConnectDialog(self)
+        if dialog.exec():
+            self.bridge.load(LoadSpec(remote=dialog.spec()))
+
     def unload_model(self) -> None:
         """End the engine process: its memory, GPU memory included, is given back at once."""
         if self.bridge.busy:
@@ -197,12 +208,16 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         TorchRuntimeDialog(self).exec()
 
     def _load_settings(self) -> None:
-        if LoadSettingsDialog(self).exec() and self.bridge.model is not None:
-            self.load_model(getattr(self, "_model_path", self.bridge.model.path))
+        model = self.bridge.model
+        if LoadSettingsDialog(self).exec() and model is not None and model.backend != "remote":
+            self.load_model(getattr(self, "_model_path", model.path))
 
     def _on_loaded(self, info: ModelInfo) -> None:
-        where = info.device or f"GPU layers {info.n_gpu_layers}"
-        self._model_text = f"{info.name} · {info.backend} · {info.quantization} · {where} · context {info.n_ctx}"
+        if info.backend == "remote":
+            self._model_text = f"{info.name} · {info.architecture} at {info.path}"
+        else:
+            where = info.device or f"GPU layers {info.n_gpu_layers}"
+            self._model_text = f"{info.name} · {info.backend} · {info.quantization} · {where} · context {info.n_ctx}"
         self.status.setText(self._model_text)
         tip = [f"{info.path}", info.kernels, *info.notes]
         self.status.setToolTip("\n".join(t for t in tip if t))
@@ -217,7 +232,8 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
     def _show_status(self, usage: Usage) -> None:
         used = usage.prompt_tokens + usage.completion_tokens
         ctx = self.bridge.model.n_ctx if self.bridge.model else 0
-        self.status.setText(f"{getattr(self, '_model_text', '')} · used {used}/{ctx} · "
+        of = f"/{ctx}" if ctx else ""
+        self.status.setText(f"{getattr(self, '_model_text', '')} · used {used}{of} · "
                             f"{usage.decode_tokens_per_s:.1f} tok/s · first token {usage.time_to_first_token_s:.2f} s")
 
     # -- window ----------------------------------------------------------------------------------

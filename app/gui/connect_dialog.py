@@ -1,0 +1,128 @@
+"""ConnectDialog: point the app at a model on an OpenAI-compatible server (vLLM, SGLang, NIM, ...).
+
+The person gives the server's URL and, if it needs one, an API key; "Test connection" lists the
+server's models (its /v1/models) on a helper thread, so the window never waits on the network, and
+the person picks one. The URL and model are remembered in QSettings; the key only in the system
+keyring (engine.secrets), and only when the person asks for it to be remembered.
+
+Signals:
+    listed(object)   the test finished: a list of model names, or an EngineError
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLineEdit
+
+from app.gui.qt import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSettings, QWidget, Signal
+from engine.errors import EngineError, InvalidRequest
+from engine.remote import RemoteSpec, list_models, secret_name
+from engine.secrets import SecretStore, secrets
+
+DEFAULT_URL = "http://127.0.0.1:8000/v1"
+
+
+class ConnectDialog(QDialog):
+    listed = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None, store: SecretStore = secrets) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Connect to a server")
+        self.store = store
+        settings = QSettings()
+        self.url = QLineEdit(str(settings.value("remote/url", DEFAULT_URL)), self)
+        self.url.setPlaceholderText("http://gpu-box:8000/v1")
+        self.key = QLineEdit(self)
+        self.key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key.setPlaceholderText("none")
+        self.remember = QCheckBox(f"Remember the key in {store.where}", self)
+        self.remember.setChecked(store.persistent)
+        self.test = QPushButton("Test connection", self)
+        self.models = QComboBox(self)
+        self.models.setEnabled(False)
+        self.message = QLabel("Test the connection to list the server's models.", self)
+        self.message.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel,
+                                        self)
+        self._ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self._ok.setText("Connect")
+        self._ok.setEnabled(False)
+        self._layout()
+        self._saved_model = str(settings.value("remote/model", ""))
+        self._fill_saved_key()
+        self.url.textEdited.connect(self._fill_saved_key)
+        self.test.clicked.connect(self.test_connection)
+        self.listed.connect(self._on_listed)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+    def _layout(self) -> None:
+        form = QFormLayout(self)
+        form.addRow("Server URL", self.url)
+        form.addRow("API key", self.key)
+        form.addRow(self.remember)
+        row = QHBoxLayout()
+        row.addWidget(self.test)
+        row.addWidget(self.models, 1)
+        form.addRow(row)
+        form.addRow(self.message)
+        form.addRow(self.buttons)
+
+    def _fill_saved_key(self) -> None:
+        try:
+            saved = self.store.get(secret_name(self.url.text()))
+        except InvalidRequest:
+            return
+        if saved:
+            self.key.setText(saved)
+
+    def spec(self) -> RemoteSpec:
+        """What the person chose; raises InvalidRequest for an address that is not one."""
+        return RemoteSpec(self.url.text(), model=self.models.currentText(), api_key=self.key.text() or None)
+
+    def test_connection(self) -> None:
+        try:
+            spec = self.spec()
+        except InvalidRequest as exc:
+            self.message.setText(str(exc))
+            return
+        self.test.setEnabled(False)
+        self._ok.setEnabled(False)
+        self.message.setText(f"Asking {spec.base_url} for its models…")
+
+        def ask() -> None:
+            try:
+                self.listed.emit(list_models(spec))
+            except EngineError as exc:
+                self.listed.emit(exc)
+
+        threading.Thread(target=ask, name="connect-test", daemon=True).start()
+
+    def _on_listed(self, result: object) -> None:
+        self.test.setEnabled(True)
+        self.models.clear()
+        if isinstance(result, EngineError):
+            self.models.setEnabled(False)
+            self.message.setText(str(result))
+            return
+        names = list(result) if isinstance(result, list) else []
+        self.models.addItems(names)
+        if self._saved_model in names:
+            self.models.setCurrentText(self._saved_model)
+        self.models.setEnabled(bool(names))
+        self._ok.setEnabled(bool(names))
+        self.message.setText(f"The server offers {len(names)} model{'s' if len(names) != 1 else ''}; pick one."
+                             if names else "The server lists no models: has it finished loading?")
+
+    def accept(self) -> None:
+        spec = self.spec()
+        settings = QSettings()
+        settings.setValue("remote/url", spec.base_url)
+        settings.setValue("remote/model", spec.model)
+        name = secret_name(spec.base_url)
+        if spec.api_key and self.remember.isChecked():
+            self.store.set(name, spec.api_key)
+        elif not self.remember.isChecked():
+            self.store.delete(name)
+        super().accept()

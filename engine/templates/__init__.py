@@ -1,0 +1,1 @@
+"""Chat templates the engine carries: the Nemotron template, for servers that do not expose theirs."""
