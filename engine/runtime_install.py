@@ -38,7 +38,8 @@ from packaging.version import Version
 
 #: CUDA 13.0 wheels of PyTorch (x86_64 and aarch64, DGX Spark included), then PyPI for the rest.
 DEFAULT_INDEXES = ("https://download.pytorch.org/whl/cu130", "https://pypi.org/simple")
-TORCH_REQUIREMENTS = ("torch>=2.9", "transformers>=5.3")
+# accelerate: transformers needs it for device_map (how the torch backend places the weights).
+TORCH_REQUIREMENTS = ("torch>=2.9", "transformers>=5.3", "accelerate>=1.0")
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60
 

@@ -26,7 +26,7 @@ from engine.chat_format import ChatFormatter, Prompt
 from engine.errors import ContextOverflow, EngineError
 from engine.generation import CancelFlag, LoopOptions, generate_tokens
 from engine.gguf_file import read_gguf_metadata
-from engine.hf_folder import is_hf_folder, read_hf_folder
+from engine.hf_folder import read_hf_folder
 from engine.models import DEMO_LABEL, resolve_model
 from engine.prefix_cache import PrefixCache
 from engine.reasoning import prompt_opens_reasoning
@@ -74,7 +74,7 @@ class EngineSession:
             return
         try:
             path, is_demo = resolve_model(spec.model_path)
-            if is_hf_folder(path) or path.is_dir():
+            if path.is_dir():  # a Hugging Face folder (read_hf_folder explains any other folder)
                 yield from self._load_torch(path, spec.torch)
             else:
                 yield from self._load_gguf(path, is_demo, spec.llama)
