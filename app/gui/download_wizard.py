@@ -16,16 +16,13 @@ from typing import Protocol
 import engine.secrets as engine_secrets
 from app.gui.downloads import DownloadJob
 from app.gui.qt import (
-    QAbstractItemView,
     QApplication,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
     Qt,
-    QTableWidget,
     QTableWidgetItem,
     QTimer,
     QVBoxLayout,
@@ -33,6 +30,7 @@ from app.gui.qt import (
     QWizard,
     QWizardPage,
 )
+from app.gui.tables import row_table
 from engine.errors import EngineError
 from engine.hub import fit, hardware
 from engine.hub.cache import default_cache_dir
@@ -135,13 +133,7 @@ class VariantPage(QWizardPage):
         self.setTitle("Choose a file")
         self.setSubTitle("GGUF files run in llama.cpp (GPU offload, any size of GPU); the BF16 safetensors "
                          "folder runs in PyTorch and needs a large GPU.")
-        self.table = QTableWidget(0, len(self.COLUMNS))
-        self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table = row_table(self.COLUMNS, stretch_column=3)
         self.table.itemSelectionChanged.connect(self._selected)
         self.details = _wrapped()
         self.problem = _wrapped()

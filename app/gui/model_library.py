@@ -7,19 +7,17 @@ from pathlib import Path
 from typing import Protocol
 
 from app.gui.qt import (
-    QAbstractItemView,
     QDialog,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMessageBox,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
+from app.gui.tables import row_table
 from engine.errors import EngineError
 from engine.hub.hardware import gb
 from engine.hub.library import Library, LocalModel
@@ -38,13 +36,7 @@ class ModelLibraryDialog(QDialog):
         self.library = library
         self.loader = loader
         self.models: list[LocalModel] = []
-        self.table = QTableWidget(0, len(self.COLUMNS))
-        self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table = row_table(self.COLUMNS, stretch_column=3)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         buttons = QHBoxLayout()
