@@ -23,7 +23,7 @@ from engine.backends.base import Backend
 from engine.backends.llama_cpp import LlamaCppBackend, LlamaLoadOptions
 from engine.backends.torch_backend import TorchBackend, TorchLoadOptions, load_torch_backend
 from engine.chat_format import ChatFormatter, Prompt
-from engine.errors import ContextOverflow, EngineError
+from engine.errors import ContextOverflow, EngineError, OutOfMemory
 from engine.generation import CancelFlag, LoopOptions, generate_tokens
 from engine.gguf_file import read_gguf_metadata
 from engine.hf_folder import read_hf_folder
@@ -172,6 +172,8 @@ class EngineSession:
         try:
             yield from self._generate(request, cancel or _NeverCancelled())
         except EngineError as exc:
+            if isinstance(exc, OutOfMemory):  # the saved turn states hold GPU memory too: give it back
+                self.cache.clear()
             yield Error(exc.message, exc.action, exc.kind)
         except MemoryError:
             self.cache.clear()

@@ -100,6 +100,32 @@ def shoot_demo(app: QApplication) -> None:
     win.close()
 
 
+def shoot_dialogs(app: QApplication) -> None:
+    """The download wizard's file choice (the built-in catalog: no Hub from here) and Connect to a server."""
+    import os
+
+    from app.gui.connect_dialog import ConnectDialog
+
+    os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens: the offline catalog, at once
+    store = ChatStore(Path(tempfile.mkdtemp()) / "dialogs.sqlite3")
+    win = MainWindow(EngineBridge(), store)
+    win.show()
+    wizard = win.open_download_wizard()
+    wizard.resize(900, 620)
+    wait(app, lambda: wizard.currentPage().isComplete())
+    wizard.next()
+    wait(app, lambda: wizard.currentPage().isComplete())
+    settle(app)
+    wizard.grab().save(str(OUT / "download-wizard.png"))
+    wizard.reject()
+    dialog = ConnectDialog(win)
+    dialog.show()
+    settle(app)
+    dialog.grab().save(str(OUT / "connect-to-a-server.png"))
+    dialog.reject()
+    win.close()
+
+
 def main() -> None:
     if len(sys.argv) > 1:
         model = sys.argv[1]
@@ -112,6 +138,7 @@ def main() -> None:
     shoot(model, False, "", app)
     shoot(model, True, "dark-", app)
     shoot_demo(app)
+    shoot_dialogs(app)
     print(f"screenshots in {OUT}")
 
 
