@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.api import (
     EngineEvent,
@@ -30,7 +31,9 @@ from engine.hf_folder import read_hf_folder
 from engine.models import DEMO_LABEL, resolve_model
 from engine.prefix_cache import PrefixCache
 from engine.reasoning import prompt_opens_reasoning
-from engine.remote import RemoteEngine, RemoteSpec
+
+if TYPE_CHECKING:  # httpx and the remote client load only when a server is connected
+    from engine.remote import RemoteEngine, RemoteSpec
 
 # Used when a GGUF carries no template: plain ChatML, which most instruct models understand.
 FALLBACK_TEMPLATE = (
@@ -137,6 +140,8 @@ class EngineSession:
                                        bos_token="", eos_token="")
 
     def _connect(self, spec: RemoteSpec) -> Iterator[EngineEvent]:
+        from engine.remote import RemoteEngine
+
         remote = RemoteEngine(spec)
         try:
             for event in remote.connect():

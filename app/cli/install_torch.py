@@ -12,27 +12,23 @@ import sys
 from typing import Any
 
 from app.paths import runtime_site_packages
-from engine.runtime_install import (
-    DEFAULT_INDEXES,
-    TORCH_REQUIREMENTS,
-    RuntimeInstallError,
-    format_size,
-    install,
-    plan_install,
-)
+
+# engine.runtime_install (packaging, urllib) is imported when the command runs, not at every start.
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("install-torch", help="download and install the torch backend (CUDA PyTorch, transformers)")
     p.add_argument("--index-url", action="append", default=[], metavar="URL",
-                   help="package index to read, in order (repeatable; default: " + ", ".join(DEFAULT_INDEXES) + ")")
+                   help="package index to read, in order (repeatable; default: PyTorch's CUDA 13 index, then PyPI)")
     p.add_argument("--package", action="append", default=[], metavar="REQUIREMENT",
-                   help="what to install (repeatable; default: " + ", ".join(TORCH_REQUIREMENTS) + ")")
+                   help="what to install (repeatable; default: torch, transformers and accelerate)")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask before downloading")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.runtime_install import DEFAULT_INDEXES, TORCH_REQUIREMENTS, RuntimeInstallError, install, plan_install
+
     target = runtime_site_packages()
     indexes = args.index_url or list(DEFAULT_INDEXES)
     print(f"Checking what the torch backend needs from {', '.join(indexes)} …", file=sys.stderr)
@@ -73,5 +69,7 @@ class _Progress:
         tenth = 10 * done // total if total else 0
         if (what, tenth) != self._last:
             self._last = (what, tenth)
+            from engine.runtime_install import format_size
+
             sizes = f"  {format_size(done)} of {format_size(total)}" if what.startswith("Downloading") else ""
             print(f"{what}{sizes}", file=sys.stderr)

@@ -14,17 +14,15 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from app.paths import data_dir
 from engine.errors import EngineError
-from engine.hub import fit, hardware
-from engine.hub.cache import default_cache_dir
-from engine.hub.catalog import SOURCES, load_catalog, resolve
-from engine.hub.download import AuthRequired, Downloader, DownloadStopped, Progress
 from engine.hub.hardware import gb
-from engine.hub.library import Library
-from engine.secrets import secrets
+
+if TYPE_CHECKING:  # huggingface_hub, httpx and keyring load when a models command runs, not at every start
+    from engine.hub.download import Downloader, Progress
+    from engine.hub.library import Library
 
 TOKEN_NAME = "hf-token"
 
@@ -57,6 +55,9 @@ def _hub_options(p: argparse.ArgumentParser) -> None:
 
 
 def _library(args: argparse.Namespace) -> Library:
+    from engine.hub.cache import default_cache_dir
+    from engine.hub.library import Library
+
     return Library(args.cache_dir or default_cache_dir(), data_dir())
 
 
@@ -91,6 +92,11 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from engine.hub.cache import default_cache_dir
+    from engine.hub.catalog import resolve
+    from engine.hub.download import AuthRequired, Downloader, DownloadStopped
+    from engine.secrets import secrets
+
     cache_dir = args.cache_dir or default_cache_dir()
     if args.ask_token:
         entered = getpass.getpass("Hugging Face token (input hidden): ").strip()
@@ -142,6 +148,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _list_variants(downloader: Downloader, cache_dir: Path, context: int, token: str | None) -> int:
+    from engine.hub import fit, hardware
+    from engine.hub.catalog import SOURCES, load_catalog
+
     hw = hardware.detect(cache_dir)
     catalog = load_catalog(downloader.api, tuple(SOURCES), token)
     print(hw.summary())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from engine.backends.llama_cpp import LlamaLoadOptions
 from engine.backends.torch_backend import TorchLoadOptions
-from engine.remote import RemoteSpec, secret_name
-from engine.secrets import secrets
 from engine.session import LoadSpec
+
+if TYPE_CHECKING:  # the remote client (httpx) and keyring load only for --remote
+    from engine.remote import RemoteSpec
 
 API_KEY_ENV = "NEMOTRON_DESK_API_KEY"
 
@@ -48,6 +50,9 @@ def add_remote_options(parser: argparse.ArgumentParser) -> None:
 
 def remote_spec(args: argparse.Namespace) -> RemoteSpec:
     """The --remote server; raises InvalidRequest for an address that is not one."""
+    from engine.remote import RemoteSpec, secret_name
+    from engine.secrets import secrets
+
     url = args.remote
     key = args.api_key or os.environ.get(API_KEY_ENV) or secrets.get(secret_name(url))
     return RemoteSpec(url, model=args.model or "", api_key=key)

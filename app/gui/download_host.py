@@ -3,19 +3,20 @@ DownloadJob (it outlives the wizard) and its line in the status bar; a finished 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.gui.download_wizard import DownloadWizard
-from app.gui.downloads import DownloadJob
-from app.gui.model_library import ModelLibraryDialog
 from app.gui.qt import QAction, QLabel, QSettings
 from app.paths import data_dir
 from engine.errors import EngineError
-from engine.hub.cache import default_cache_dir
-from engine.hub.catalog import Variant
-from engine.hub.download import Downloader, Progress
 from engine.hub.hardware import gb
-from engine.hub.library import Library
+
+if TYPE_CHECKING:  # huggingface_hub and httpx load when a download or the library is opened, not at start
+    from app.gui.download_wizard import DownloadWizard
+    from app.gui.downloads import DownloadJob
+    from app.gui.model_library import ModelLibraryDialog
+    from engine.hub.catalog import Variant
+    from engine.hub.download import Downloader, Progress
+    from engine.hub.library import Library
 
 FIRST_RUN_KEY = "downloads/offered"
 
@@ -38,9 +39,14 @@ class DownloadsMixin:
         menu.addAction(library)
 
     def library(self) -> Library:
+        from engine.hub.cache import default_cache_dir
+        from engine.hub.library import Library
+
         return Library(default_cache_dir(), data_dir())
 
     def open_download_wizard(self) -> DownloadWizard:
+        from app.gui.download_wizard import DownloadWizard
+
         if self.wizard is not None:  # already open: bring it forward
             self.wizard.raise_()
             return self.wizard
@@ -55,6 +61,8 @@ class DownloadsMixin:
             self.wizard = None
 
     def open_library(self) -> ModelLibraryDialog:
+        from app.gui.model_library import ModelLibraryDialog
+
         dialog = ModelLibraryDialog(self.library(), self, self)  # type: ignore[arg-type]
         dialog.show()
         return dialog
@@ -69,6 +77,8 @@ class DownloadsMixin:
         return True
 
     def start_download(self, downloader: Downloader, variant: Variant) -> DownloadJob:
+        from app.gui.downloads import DownloadJob
+
         old = self.download_job
         if old is not None and old.running:
             old.pause()

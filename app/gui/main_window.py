@@ -13,7 +13,6 @@ from app.gui.api_switch import ApiServer
 from app.gui.bridge import EngineBridge
 from app.gui.chat_view import ChatView
 from app.gui.composer import Composer
-from app.gui.connect_dialog import ConnectDialog
 from app.gui.conversation import ConversationMixin
 from app.gui.download_host import DownloadsMixin
 from app.gui.load_dialog import LoadSettingsDialog, saved_spec
@@ -189,6 +188,8 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         if self.bridge.busy:
             self.status.setText("Wait for the current answer or load to finish, or stop it first.")
             return
+        from app.gui.connect_dialog import ConnectDialog  # httpx loads when a server is connected
+
         dialog = ConnectDialog(self)
         if dialog.exec():
             self.bridge.load(LoadSpec(remote=dialog.spec()))

@@ -35,3 +35,18 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from PySide6.QtCore import QObject\nimport app.cli\n")
     assert {"PySide6.QtCore", "app.cli"} <= imported_modules(bad)
+
+
+def test_start_up_loads_no_optional_heavy_module() -> None:
+    """Every `nemotron-desk` command and the window pay for what they import at start. The Hub
+    client, httpx, keyring, the runtime installer and the ML runtimes load when a feature needs them."""
+    import subprocess
+    import sys
+
+    heavy = ("httpx", "huggingface_hub", "keyring", "packaging", "engine.remote", "engine.hub.catalog",
+             "engine.runtime_install", "torch", "transformers", "llama_cpp")
+    probe = ("import sys, app.cli.main as m; m.build_parser(); import app.gui.main_window; "
+             f"print(','.join(x for x in {heavy!r} if x in sys.modules))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.strip() == "", f"loaded at start: {out.stdout.strip()}"
