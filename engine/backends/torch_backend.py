@@ -189,13 +189,12 @@ class TorchBackend(SequenceMixin):
 
     name = "torch"
 
-    def __init__(self, folder: HfFolder, options: TorchLoadOptions,
-                 progress: Callable[[LoadProgress], None] | None = None) -> None:
+    def __init__(self, folder: HfFolder, options: TorchLoadOptions, meter: LoadMeter | None = None) -> None:
         torch, transformers = _import_torch()
         self._torch = torch
         self.folder = folder
         self.options = options
-        report = progress or (lambda event: None)
+        meter = meter or LoadMeter()
 
         want_cuda = options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available())
         if want_cuda and not torch.cuda.is_available():
@@ -221,14 +220,18 @@ class TorchBackend(SequenceMixin):
                                         options.allow_offload)
         self.kernels = kernel_path_label(device_type)
 
-        report(LoadProgress(f"Loading {folder.name} ({weights / GiB:.1f} GiB, {dtype_name}) on "
-                            f"{'the GPU' if device_type == 'cuda' else 'the CPU'}", 0.05))
+        start_rss = _rss()
+        meter.expected = weights
+        meter.measure = (lambda: sum(int(torch.cuda.memory_allocated(i)) for i in range(torch.cuda.device_count()))) \
+            if device_type == "cuda" else (lambda: _rss() - start_rss)
+        meter.stage = (f"Loading {folder.name} ({weights / GiB:.1f} GiB, {dtype_name}) on "
+                       f"{'the GPU' if device_type == 'cuda' else 'the CPU'}")
         kwargs: dict[str, Any] = {"dtype": self.dtype, "device_map": self.placement.device_map}
         if self.placement.max_memory is not None:
             kwargs["max_memory"] = self.placement.max_memory
         if options.experts != "auto":
             kwargs["experts_implementation"] = options.experts
-        self.model = self._load_with_progress(transformers, kwargs, weights, device_type, report)
+        self.model = self._from_pretrained(transformers, kwargs)
         self.model.eval()
         self.input_device = self.model.get_input_embeddings().weight.device
         self.logits_device = self.model.get_output_embeddings().weight.device
@@ -241,45 +244,18 @@ class TorchBackend(SequenceMixin):
         self._tokens: list[int] = []
         self._logits: Any = None
 
-    def _load_with_progress(self, transformers: Any, kwargs: dict[str, Any], weights: int, device_type: str,
-                            report: Callable[[LoadProgress], None]) -> Any:
-        """from_pretrained in a thread, while this one reports how much of the weights has arrived."""
+    def _from_pretrained(self, transformers: Any, kwargs: dict[str, Any]) -> Any:
         torch = self._torch
-        result: dict[str, Any] = {}
-
-        def load() -> None:
-            try:
-                result["model"] = transformers.AutoModelForCausalLM.from_pretrained(
-                    str(self.folder.path), trust_remote_code=False, **kwargs)
-            except BaseException as exc:  # handed to the caller's thread
-                result["error"] = exc
-
-        def loaded_bytes() -> int:
-            if device_type == "cuda":
-                return sum(int(torch.cuda.memory_allocated(i)) for i in range(torch.cuda.device_count()))
-            return _rss() - start_rss
-
-        start_rss = _rss()
-        thread = threading.Thread(target=load, name="torch-load", daemon=True)
-        thread.start()
-        last = -1.0
-        while thread.is_alive():
-            thread.join(0.25)
-            fraction = min(0.95, 0.05 + 0.9 * loaded_bytes() / max(1, weights))
-            if fraction - last >= 0.01:
-                last = fraction
-                report(LoadProgress(f"Loading weights: {min(1.0, (fraction - 0.05) / 0.9):.0%}", fraction))
-        error = result.get("error")
-        if isinstance(error, torch.cuda.OutOfMemoryError | MemoryError):
+        try:
+            return transformers.AutoModelForCausalLM.from_pretrained(str(self.folder.path), trust_remote_code=False,
+                                                                     **kwargs)
+        except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
             raise ModelLoadError("The GPU ran out of memory while loading the weights.",
-                                 "Close other GPU programs, lower the context, or use a GGUF quant.") from error
-        if isinstance(error, ValueError | OSError | KeyError | RuntimeError):
-            raise ModelLoadError(f"transformers could not load {self.folder.name}: {error}",
+                                 "Close other GPU programs, lower the context, or use a GGUF quant.") from exc
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(f"transformers could not load {self.folder.name}: {exc}",
                                  "Check that the folder is a complete download of a supported model; "
-                                 "a newer transformers may be needed for new architectures.") from error
-        if error is not None:
-            raise error
-        return result["model"]
+                                 "a newer transformers may be needed for new architectures.") from exc
 
     def _load_tokenizer(self, path: Path) -> None:
         from tokenizers import Tokenizer
@@ -312,7 +288,6 @@ class TorchBackend(SequenceMixin):
         bos = self.folder.config.get("bos_token_id")
         self.bos_id = int(bos) if isinstance(bos, int) else -1
         self.add_bos = bool(self.folder.tokenizer_config.get("add_bos_token", False)) and self.bos_id >= 0
-        self.n_vocab = int(self._tok.get_vocab_size(with_added_tokens=True))
 
     # -- the step protocol ---------------------------------------------------------------------
 
@@ -434,31 +409,41 @@ class TorchBackend(SequenceMixin):
             torch.cuda.empty_cache()
 
 
-def load_torch_backend(folder: HfFolder, options: TorchLoadOptions) -> Iterator[LoadProgress | TorchBackend]:
-    """Load in a thread of its own, yielding progress events, then the backend."""
-    events: list[LoadProgress] = []
-    lock = threading.Lock()
-    result: dict[str, Any] = {}
+@dataclass
+class LoadMeter:
+    """What the loading thread tells the one reporting progress: a stage, then how many of the
+    expected bytes of weights are in memory (GPU memory allocated, or the process's growth)."""
 
-    def report(event: LoadProgress) -> None:
-        with lock:
-            events.append(event)
+    stage: str = ""
+    expected: int = 0
+    measure: Callable[[], int] | None = None
+
+
+def load_torch_backend(folder: HfFolder, options: TorchLoadOptions) -> Iterator[LoadProgress | TorchBackend]:
+    """Load in a thread of its own; meanwhile yield progress measured from the memory the weights
+    fill (transformers has no per-tensor callback), then the backend."""
+    meter = LoadMeter()
+    result: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            result["backend"] = TorchBackend(folder, options, report)
-        except BaseException as exc:
+            result["backend"] = TorchBackend(folder, options, meter)
+        except BaseException as exc:  # handed to the caller's thread
             result["error"] = exc
 
     thread = threading.Thread(target=run, name="torch-backend-load", daemon=True)
     thread.start()
-    while True:
-        thread.join(0.1)
-        with lock:
-            pending, events[:] = list(events), []
-        yield from pending
-        if not thread.is_alive():
-            break
+    stage, last = "", -1.0
+    while thread.is_alive():
+        thread.join(0.25)
+        if meter.stage and meter.stage != stage:
+            stage = meter.stage
+            yield LoadProgress(stage, 0.05)
+        if meter.measure is not None and meter.expected:
+            fraction = min(0.95, 0.05 + 0.9 * meter.measure() / meter.expected)
+            if fraction - last >= 0.01:
+                last = fraction
+                yield LoadProgress(f"Loading weights: {(fraction - 0.05) / 0.9:.0%}", fraction)
     if "error" in result:
         raise result["error"]
     yield result["backend"]
