@@ -198,7 +198,10 @@ class _Plan:
         formatter = engine.formatter
         self.thinking = request.thinking and engine.info is not None and engine.info.has_thinking
         if prompt is None and formatter is not None:
-            prompt = formatter.render(request.messages, thinking=self.thinking, tools=request.tools)
+            prompt = formatter.render(request.messages, thinking=self.thinking, tools=request.tools,
+                                      add_generation_prompt=request.opens_new_turn,
+                                      continue_final_message=request.continue_final_message,
+                                      template_kwargs=request.chat_template_kwargs)
         self.prompt = prompt  # None: the server renders (chat endpoint) and we cannot continue a text
         self.use_completions = raw or (not engine.traits.template_kwargs and prompt is not None)
         starts_in_reasoning = prompt_opens_reasoning(prompt) if prompt is not None else False
@@ -226,8 +229,9 @@ class _Plan:
         """The model card's method over the API: reasoning up to the budget, then to a newline, then the answer."""
         stream, budget = self.stream, self.client_budget
         assert budget is not None
-        # As locally, the reasoning leaves room for an answer: a quarter of max_tokens, up to 512.
-        allowance = max(0, self.max_tokens - answer_reserve(self.max_tokens) - len(CLOSE_CUT))
+        # As locally, the reasoning leaves room for an answer (when asked): a quarter of max_tokens, up to 512.
+        reserve = answer_reserve(self.max_tokens) if self.request.keep_answer_room else 0
+        allowance = max(0, self.max_tokens - reserve - len(CLOSE_CUT))
         if budget == 0 or allowance == 0:
             yield from stream.force_close(CLOSE_AT_NEWLINE)
         else:
@@ -269,7 +273,10 @@ class _Plan:
         if first and not self.use_completions:
             path = "chat/completions"
             body["messages"] = [_wire_message(m.to_template()) for m in self.request.messages]
-            body["chat_template_kwargs"] = {"enable_thinking": self.request.thinking}  # the server's template
+            body["chat_template_kwargs"] = {**self.request.chat_template_kwargs,  # the server's template
+                                            "enable_thinking": self.request.thinking}
+            if self.request.continue_final_message:
+                body["continue_final_message"], body["add_generation_prompt"] = True, False
             if self.request.tools:
                 body["tools"] = list(self.request.tools)
             if self.server_budget is not None and engine.traits.budget_field:
