@@ -28,6 +28,10 @@ def add_parser(sub: Any) -> None:
                    help="require 'Authorization: Bearer KEY' (default: $NEMOTRON_DESK_API_KEY, else none)")
     p.add_argument("--served-model-name", action="append", default=[], metavar="NAME",
                    help="model name(s) clients use (repeatable; default: the model file's name)")
+    p.add_argument("--reasoning-format", choices=("split", "none"), default="split",
+                   help="split: reasoning in reasoning_content, as vLLM with the nano_v3 reasoning parser "
+                        "(default); none: reasoning left in content with its <think> markers, as a server "
+                        "without a reasoning parser (a request may set its own reasoning_format)")
     p.set_defaults(run=run)
 
 
@@ -52,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         client.close()
         return 1
     names = args.served_model_name or [Path(client.model.path).stem]
-    app = create_app(EngineRunner(client), names, client.model.n_ctx, api_key=args.api_key)
+    app = create_app(EngineRunner(client), names, client.model.n_ctx, api_key=args.api_key,
+                     reasoning_format=args.reasoning_format)
     print(f"Serving {', '.join(names)} at http://{args.host}:{args.port}/v1", file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

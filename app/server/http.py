@@ -1,8 +1,10 @@
 """The OpenAI-compatible HTTP API (FastAPI): /v1/models, /v1/chat/completions, /v1/completions.
 
-Reasoning comes back the way vLLM returns it (`reasoning_content`, and `reasoning`), apart from the
-content; tool calls as OpenAI `tool_calls`. Errors use OpenAI's error body. Bad input is a 4xx with a
-message naming the problem; only a failing engine gives a 5xx.
+Reasoning comes back the way vLLM with the model's reasoning parser returns it (`reasoning_content`,
+and `reasoning`), apart from the content; with reasoning format "none" it stays in the content with
+its markers, as a server without a reasoning parser returns it. Tool calls come as OpenAI `tool_calls`.
+Errors use OpenAI's error body. Bad input is a 4xx with a message naming the problem; only a failing
+engine gives a 5xx.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ def _engine_error(error: Error) -> JSONResponse:
     return error_body(status, str(error), kind)
 
 
-def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key: str | None = None) -> FastAPI:
+def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key: str | None = None,
+               reasoning_format: str = "split") -> FastAPI:
+    """`reasoning_format` "split" returns the reasoning apart (vLLM with a reasoning parser); "none"
+    leaves it in `content` with its markers (a server without one); a request may choose its own."""
     async def require_key(request: Request) -> None:
         # A dependency, not an HTTP middleware: Starlette's BaseHTTPMiddleware wraps `receive` and
         # hides client disconnects, which must cancel generations.
@@ -64,7 +69,8 @@ def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key
     async def chat(body: ChatCompletionRequest, request: Request) -> Any:
         if (refusal := _check_model(body.model, model_names)) is not None:
             return refusal
-        return await _respond(runner, request, chat_request(body, n_ctx), ChunkMaker(body.model, chat=True),
+        return await _respond(runner, request, chat_request(body, n_ctx, reasoning_format),
+                              ChunkMaker(body.model, chat=True),
                               body.stream, body.stream_options is not None and body.stream_options.include_usage,
                               body.include_reasoning)
 

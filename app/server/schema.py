@@ -1,9 +1,10 @@
 """The OpenAI request bodies the server accepts, validated by pydantic.
 
 Unknown fields are refused (400) rather than silently ignored: a client that sends a parameter we do
-not honour learns so at once. Fields vLLM adds for reasoning models are accepted:
-`chat_template_kwargs.enable_thinking`, `thinking_token_budget`, `top_k`, `min_p`, `ignore_eos`,
-`include_reasoning`, plus our own `reasoning_budget`.
+not honour learns so at once. Fields vLLM adds are accepted: `chat_template_kwargs` (every key goes
+to the template), `add_generation_prompt`, `continue_final_message`, `thinking_token_budget`,
+`top_k`, `min_p`, `ignore_eos`, `include_reasoning`; llama.cpp's `reasoning_format` (`none` or
+`split`); plus our own `reasoning_budget` and `keep_answer_room`.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class _Sampling(_Strict):
     presence_penalty: float | None = Field(default=None, ge=0.0, le=0.0)
     thinking_token_budget: int | None = Field(default=None, ge=0)
     reasoning_budget: int | None = Field(default=None, ge=0)
+    # The GUI's empty-answer guard: close the reasoning early so that a quarter of max_tokens (8 to
+    # 512 tokens) stays for the answer. Off by default: max_tokens means what it means to OpenAI.
+    keep_answer_room: bool = False
 
     def stop_strings(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -101,13 +105,12 @@ class ChatCompletionRequest(_Sampling):
     tool_choice: Literal["auto", "none"] | None = None
     parallel_tool_calls: bool | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    reasoning_format: Literal["none", "split"] | None = None  # None: the server's --reasoning-format
     include_reasoning: bool = True
     logprobs: Literal[False] | None = None
     response_format: dict[str, Literal["text"]] | None = None
-
-    def thinking(self) -> bool:
-        kwargs = self.chat_template_kwargs or {}
-        return bool(kwargs.get("enable_thinking", True))
 
 
 class CompletionRequest(_Sampling):

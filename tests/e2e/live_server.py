@@ -24,7 +24,8 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, model: Path, name: str, api_key: str | None = None, n_ctx: int = 4096) -> None:
+    def __init__(self, model: Path, name: str, api_key: str | None = None, n_ctx: int = 4096,
+                 reasoning_format: str = "split") -> None:
         self.client = EngineClient()
         events = list(self.client.load(LoadSpec(str(model), LlamaLoadOptions(n_ctx=n_ctx, n_threads=2,
                                                                              n_gpu_layers=0))))
@@ -33,7 +34,7 @@ class LiveServer:
         self.name = name
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        app = create_app(self.runner, [name], events[-1].n_ctx, api_key=api_key)
+        app = create_app(self.runner, [name], events[-1].n_ctx, api_key=api_key, reasoning_format=reasoning_format)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
