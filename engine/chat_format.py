@@ -31,7 +31,7 @@ import jinja2.meta
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine.api import RESERVED_TEMPLATE_VARIABLES, Message
+from engine.api import Message
 from engine.errors import InvalidRequest, ModelLoadError
 from engine.reasoning import THINK_CLOSE, THINK_OPEN, prompt_opens_reasoning
 
@@ -46,8 +46,6 @@ Tokenize = Callable[[str, bool], list[int]]
 CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
 #: Markers the model writes in its own turns and the template reads there.
 ASSISTANT_MARKERS = frozenset({THINK_OPEN, THINK_CLOSE})
-#: Variables the formatter supplies itself.
-_SUPPLIED = frozenset({"messages", "tools", "documents", "add_generation_prompt", "bos_token", "eos_token"})
 
 
 def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
@@ -185,7 +183,7 @@ class ChatFormatter:
     def _checked_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         unread = sorted(set(kwargs) - self.variables)
         if unread:
-            readable = sorted(self.variables - _SUPPLIED - set(RESERVED_TEMPLATE_VARIABLES))
+            readable = sorted(self.variables - {"messages", "tools", "documents", "bos_token", "eos_token"})
             raise InvalidRequest(
                 f"The model's chat template does not read {', '.join(repr(k) for k in unread)} "
                 "(chat_template_kwargs), so it would have no effect.",
