@@ -88,11 +88,12 @@ class ServerTraits:
     label: str
     budget_field: str | None  # a request field that carries a thinking budget
     template_kwargs: bool  # passes chat_template_kwargs (enable_thinking) to the template
+    answer_room_field: str | None = None  # a request field that turns the answer-room guard on
 
 
 # Keyed by the `owned_by` their /v1/models reports. vLLM needs --reasoning-config for its budget.
 KNOWN_SERVERS = {
-    "nemotron-desk": ServerTraits("Nemotron Desk", "thinking_token_budget", True),
+    "nemotron-desk": ServerTraits("Nemotron Desk", "thinking_token_budget", True, "keep_answer_room"),
     "vllm": ServerTraits("vLLM", "thinking_token_budget", True),
     "sglang": ServerTraits("SGLang", None, True),
     "llamacpp": ServerTraits("llama.cpp server", None, True),
@@ -270,6 +271,8 @@ class _Plan:
         stops = list(sampling.stop) if stop is None else stop
         if stops:
             body["stop"] = stops
+        if self.request.keep_answer_room and engine.traits.answer_room_field:  # as locally (the GUI's default)
+            body[engine.traits.answer_room_field] = True
         if first and not self.use_completions:
             path = "chat/completions"
             body["messages"] = [_wire_message(m.to_template()) for m in self.request.messages]
