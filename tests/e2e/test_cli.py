@@ -107,7 +107,7 @@ def test_serve_command_serves_the_demo_model() -> None:
 
 def test_serve_warns_when_exposed() -> None:
     result = run("serve", "--host", "0.0.0.0", "--model", "/nonexistent.gguf")
-    assert "reachable from other machines" in result.stderr and "no --api-key" in result.stderr
+    assert "reachable from other machines" in result.stderr and "no API key is set" in result.stderr
     assert result.returncode == 1 and "No model file" in result.stderr
     assert run("serve", "--port", "70000").returncode == 2
 
