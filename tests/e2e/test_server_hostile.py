@@ -256,3 +256,15 @@ def test_errors_in_a_stream_are_json_too(server: LiveServer) -> None:
     response = post(server, body)
     assert_json_error(response, 400, "context")
     json.loads(response.text)
+
+
+def test_cross_site_requests_get_no_cors_and_text_plain_is_refused(server: LiveServer) -> None:
+    """What a page on another origin could send without a preflight (a 'simple' request)."""
+    origin = {"Origin": "http://attacker.example"}
+    preflight = httpx.options(server.base_url + "/chat/completions", timeout=HANG_GUARD_S, headers={
+        **origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    assert "access-control-allow-origin" not in preflight.headers
+    simple = httpx.post(server.base_url + "/chat/completions", content=json.dumps(NORMAL), timeout=HANG_GUARD_S,
+                        headers={**origin, "Content-Type": "text/plain"})
+    assert_json_error(simple, 400, "Content-Type: application/json")
+    assert "access-control-allow-origin" not in simple.headers
