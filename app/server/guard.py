@@ -110,8 +110,12 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {name.lower(): value for name, value in scope.get("headers", [])}
-        refusal = self._refusal(headers)
+        headers: dict[bytes, bytes] = {}
+        hosts = 0
+        for name, value in scope.get("headers", []):
+            hosts += name.lower() == b"host"
+            headers.setdefault(name.lower(), value)  # the first, as Starlette's Request reads them
+        refusal = (400, "A request must carry exactly one Host header.") if hosts > 1 else self._refusal(headers)
         if refusal is not None:
             status, message = refusal
             await error_body(status, message)(scope, receive, send)

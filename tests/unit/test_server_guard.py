@@ -90,3 +90,32 @@ def test_a_bad_key_file_is_explained(tmp_path: Path, content: str | None, words:
         key_file.write_text(content)
     with pytest.raises(ValueError, match=words):
         read_api_key(_args(api_key_file=key_file))
+
+
+def test_two_host_headers_are_refused() -> None:
+    """A proxy and the server could read different ones: the guard takes no chances."""
+    import asyncio
+
+    from starlette.types import Message, Receive, Scope, Send
+
+    from app.server.guard import RequestGuard
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def status(headers: list[tuple[bytes, bytes]]) -> int:
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        guard = RequestGuard(answer, HostPolicy.for_bind("127.0.0.1"))
+        await guard({"type": "http", "method": "GET", "path": "/", "headers": headers}, receive, send)
+        return int(sent[0]["status"])
+
+    assert asyncio.run(status([(b"host", b"localhost")])) == 200
+    assert asyncio.run(status([(b"host", b"localhost"), (b"host", b"evil.example")])) == 400
