@@ -63,7 +63,7 @@ def _unsendable(command: str, exc: Exception) -> Error:
 
 
 class EngineClient:
-    """Owns the worker process. Methods are for one caller thread, except `cancel()` (any thread)."""
+    """Owns the worker process. Methods are for one caller thread, except `cancel()` and `terminate()`."""
 
     def __init__(self) -> None:
         self._ctx = mp.get_context("spawn")
