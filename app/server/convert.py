@@ -10,6 +10,7 @@ from typing import Any
 
 from app.server.schema import ChatCompletionRequest, ChatMessageIn, CompletionRequest
 from engine.api import (
+    MAX_NESTING,
     ContentDelta,
     EngineEvent,
     FinishReason,
@@ -39,6 +40,9 @@ def _tool_call(name: str, arguments: str | dict[str, Any], call_id: str) -> Tool
         except ValueError as exc:
             raise InvalidRequest(f"Tool call arguments for {name!r} are not valid JSON: {exc}.",
                                  "Send arguments as a JSON object.") from exc
+        except RecursionError as exc:  # nesting, and text, are bounded by the engine's request checks
+            raise InvalidRequest(f"Tool call arguments for {name!r} are nested more than {MAX_NESTING} levels deep.",
+                                 "Flatten the arguments.") from exc
     if not isinstance(arguments, dict):
         raise InvalidRequest(f"Tool call arguments for {name!r} must be a JSON object.",
                              "Send arguments as a JSON object.")
