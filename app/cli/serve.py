@@ -17,11 +17,10 @@ from typing import Any
 
 from app.cli.options import API_KEY_ENV, add_model_options, load_spec
 from app.cli.render import TerminalPrinter
+from app.server.runner import SHUTDOWN_GRACE_S
 from engine.client import EngineClient
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-#: How long a stopping server lets running answers finish before it cancels them and ends the engine.
-SHUTDOWN_GRACE_S = 3
 
 
 def add_parser(sub: Any) -> None:
