@@ -8,6 +8,7 @@ a request the engine can run.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -21,6 +22,15 @@ ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 MAX_BUDGET = 1 << 20
 #: Tokens the model may keep reasoning after the budget while waiting for a newline (model card).
 BUDGET_GRACE_TOKENS = 500
+#: Deepest nesting of objects and lists accepted in a request's values (tool schemas, tool-call
+#: arguments; the server counts from the top of the body). Real JSON schemas stay far below it; a
+#: value some 500 levels deep cannot even cross the worker pipe (pickle recurses once per level).
+MAX_NESTING = 64
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_JSON_SCALARS = (bool, int, float, type(None))
+#: How many steps of a path an error names before it shortens the rest to "…".
+_PATH_SHOWN = 8
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,11 @@ class ToolCall:
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
     id: str = ""
+
+    def __post_init__(self) -> None:
+        _check_type("A tool call's name", self.name, str)
+        _check_type("A tool call's id", self.id, str)
+        _check_type(f"The arguments of the tool call {self.name!r}", self.arguments, dict)
 
     def to_template(self) -> dict[str, Any]:
         return {"type": "function", "id": self.id, "function": {"name": self.name, "arguments": self.arguments}}
@@ -49,6 +64,10 @@ class Message:
             raise InvalidRequest(
                 f"Unknown message role {self.role!r}.", f"Use one of: {', '.join(ROLES)}."
             )
+        _check_type("A message's content", self.content, str)
+        _check_type("A message's reasoning", self.reasoning, str)
+        if not isinstance(self.tool_calls, tuple) or not all(isinstance(c, ToolCall) for c in self.tool_calls):
+            raise InvalidRequest("A message's tool calls must be a tuple of ToolCall.", "Build them with ToolCall.")
 
     def to_template(self) -> dict[str, Any]:
         """The dict shape chat templates (and transformers' apply_chat_template) expect."""
@@ -91,6 +110,8 @@ class SamplingParams:
                                  "Leave the seed empty for a random one.")
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise InvalidRequest("Stop strings must be non-empty text.", "Remove the empty stop string.")
+        _check_type("ignore_eos", self.ignore_eos, bool)
+        check_value("stop", list(self.stop))
 
 
 #: Template variables a request sets through its own fields, never through chat_template_kwargs.
@@ -137,6 +158,14 @@ class GenerationRequest:
             raise InvalidRequest("The conversation is empty.", "Type a message first.")
         if self.prompt == "":
             raise InvalidRequest("The prompt is empty.", "Send some text to complete.")
+        _check_type("thinking", self.thinking, bool)
+        if self.prompt is not None:
+            _check_type("The prompt", self.prompt, str)
+            check_value("prompt", self.prompt)
+        check_value("messages", [m.to_template() for m in self.messages])
+        if not all(isinstance(tool, dict) for tool in self.tools):
+            raise InvalidRequest("Each tool must be a JSON object (a dict).", "Describe each tool as a dict.")
+        check_value("tools", list(self.tools))
         budget = self.reasoning_budget
         if budget is not None and (not isinstance(budget, int) or not 0 <= budget <= MAX_BUDGET):
             raise InvalidRequest(
@@ -151,6 +180,12 @@ class GenerationRequest:
         return not self.continue_final_message if self.add_generation_prompt is None else self.add_generation_prompt
 
     def _check_template_options(self) -> None:
+        for name in ("continue_final_message", "split_reasoning", "keep_answer_room"):
+            _check_type(name, getattr(self, name), bool)
+        if self.add_generation_prompt is not None:
+            _check_type("add_generation_prompt", self.add_generation_prompt, bool)
+        _check_type("chat_template_kwargs", self.chat_template_kwargs, dict)
+        check_value("chat_template_kwargs", self.chat_template_kwargs)
         if self.continue_final_message and self.add_generation_prompt:
             raise InvalidRequest(
                 "continue_final_message and add_generation_prompt cannot both be true: one continues the "
@@ -168,6 +203,69 @@ class GenerationRequest:
                 own = {"enable_thinking": "thinking"}.get(name, name)
                 raise InvalidRequest(f"chat_template_kwargs may not set {name!r}: the request has its own "
                                      "field for it.", f"Set the request's {own} instead.")
+
+
+def check_value(where: str, value: Any, max_depth: int = MAX_NESTING) -> None:
+    """Refuse a value that is not plain JSON, is nested deeper than `max_depth` levels of objects and
+    lists, or holds text that is not valid Unicode (a lone surrogate, e.g. from a "\\ud800" escape).
+
+    The InvalidRequest names the place (`tools[0].function.parameters…`). The walk is iterative, so
+    a value of any depth is measured without recursion.
+    """
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(value, 1, (where,))]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, str):
+            _check_text(path, item)
+        elif isinstance(item, dict | list | tuple):
+            if depth > max_depth:
+                raise InvalidRequest(
+                    f"{_path_text(path)} is nested more than {max_depth} levels deep.",
+                    f"Flatten the value: at most {max_depth} levels of objects and lists are accepted.")
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise InvalidRequest(f"{_path_text(path)} has a key that is not text ({key!r}).",
+                                             "Use text for every key, as JSON does.")
+                    _check_text((*path, key), key)
+                    stack.append((child, depth + 1, (*path, key)))
+            else:
+                stack.extend((child, depth + 1, (*path, i)) for i, child in enumerate(item))
+        elif not isinstance(item, _JSON_SCALARS):
+            raise InvalidRequest(f"{_path_text(path)} holds a {type(item).__name__}, which is not a JSON value.",
+                                 "Use text, numbers, true/false, null, lists and objects only.")
+
+
+def _check_text(path: tuple[Any, ...], text: str) -> None:
+    if (found := _SURROGATE.search(text)) is not None:
+        raise InvalidRequest(
+            f"{_path_text(path)} holds a lone surrogate (U+{ord(found.group()):04X}) at character "
+            f"{found.start()}, which is not a Unicode character.",
+            "Send valid Unicode text (UTF-8; in JSON, a \\ud800-\\udbff escape must be followed by its "
+            "\\udc00-\\udfff half).")
+
+
+def _path_text(path: tuple[Any, ...]) -> str:
+    """("tools", 0, "function") -> "tools[0].function", shortened after _PATH_SHOWN steps."""
+    out = ""
+    path = path[1:] if path and path[0] == "" else path  # the root of a whole body has no name
+    for step in path[:_PATH_SHOWN]:
+        if isinstance(step, int):
+            out += f"[{step}]"
+        else:
+            shown = step if step.isidentifier() else repr(step)[:40]
+            out += f".{shown}" if out else shown
+    return (out or "the request") + ("…" if len(path) > _PATH_SHOWN else "")
+
+
+def _check_type(what: str, value: Any, kind: type) -> None:
+    # bool is an int in Python: an int where a bool belongs (or the reverse) is refused too.
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise InvalidRequest(f"{what} must be {_KIND_NAMES.get(kind, kind.__name__)}, not {value!r:.60}.",
+                             f"Send {_KIND_NAMES.get(kind, kind.__name__)}.")
+
+
+_KIND_NAMES = {bool: "true or false", str: "text", dict: "an object (a dict)"}
 
 
 def _check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:

@@ -4,7 +4,12 @@ Every front end (CLI, GUI, server) loads models and streams answers through this
 arrive as the worker produces them. `cancel()` may be called from any thread: the first call sets a
 flag the generation loop checks before every token; a second call while the answer is still running
 kills the worker. When the worker dies (a crash, an out-of-memory kill) the stream ends with an Error
-that says so, and the next request starts a fresh worker and reloads the same model.
+that says so, and the next request starts a fresh worker and reloads the same model; a worker that
+died while idle is noticed before the next command and takes the same path.
+
+A command is pickled before a byte of it goes to the worker: one that cannot be (a value nested too
+deep, an object that will not pickle) becomes an Error event and nothing waits for a reply that
+cannot come. A write that fails half-way leaves the pipe unusable, so that worker is discarded.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 from collections.abc import Generator, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from engine.api import EngineEvent, Error, Finished, FinishReason, GenerationRequest, ModelInfo
@@ -45,8 +51,19 @@ def describe_exit(exitcode: int | None) -> Error:
                  "Send your message again to restart it with the same model.", "crash")
 
 
+def _unsendable(command: str, exc: Exception) -> Error:
+    what = "request" if command == "generate" else f"'{command}' command"
+    if isinstance(exc, RecursionError):
+        return Error(f"The {what} is nested too deeply to hand to the engine.",
+                     "Flatten the tool definitions or arguments; nothing was sent, the engine is unchanged.",
+                     "bad_request")
+    return Error(f"The {what} cannot be handed to the engine ({exc.__class__.__name__}: {exc}).",
+                 "Nothing was sent and the engine is unchanged; please report this with the request.",
+                 "bad_request")
+
+
 class EngineClient:
-    """Owns the worker process. Methods are for one caller thread, except `cancel()` (any thread)."""
+    """Owns the worker process. Methods are for one caller thread, except `cancel()` and `terminate()`."""
 
     def __init__(self) -> None:
         self._ctx = mp.get_context("spawn")
@@ -141,6 +158,17 @@ class EngineClient:
             self._killed_by_user = True
             self._process.kill()
 
+    def terminate(self) -> None:
+        """Kill the worker now, from any thread (a server shutting down while an answer runs).
+
+        The thread reading the answer sees the worker gone and ends its stream as cancelled; the
+        next request starts a fresh worker and reloads the model.
+        """
+        process = self._process
+        if process is not None and process.is_alive():
+            self._killed_by_user = True
+            process.kill()
+
     # -- transport -----------------------------------------------------------------------------
 
     def _command(self, command: str, payload: Any) -> Iterator[EngineEvent]:
@@ -149,6 +177,7 @@ class EngineClient:
             self._cancel.clear()
             self._cancel_requests = 0
             self._killed_by_user = False
+            self._forget_dead_worker()
             try:
                 if command == "generate" and self.model is None:
                     if self._spec is None:
@@ -163,6 +192,13 @@ class EngineClient:
             finally:
                 self._owner = None
 
+    def _forget_dead_worker(self) -> None:
+        """A worker that died between commands (killed, crashed while idle) is not written to: the
+        model is marked gone, so a generate reloads it in a fresh worker."""
+        if self._process is not None and not self._process.is_alive():
+            self._discard_worker()
+            self.model = None
+
     def _load(self, spec: LoadSpec) -> Generator[EngineEvent, None, bool]:
         self._ensure_worker()
         for event in self._exchange("load", spec):
@@ -174,13 +210,23 @@ class EngineClient:
     def _exchange(self, command: str, payload: Any) -> Iterator[EngineEvent]:
         assert self._conn is not None and self._process is not None
         conn, process = self._conn, self._process
+        try:
+            message = ForkingPickler.dumps((command, payload))
+        except Exception as exc:  # RecursionError, PicklingError, TypeError: nothing was sent
+            yield _unsendable(command, exc)
+            return
         self._busy.set()
         complete = False
         try:
             try:
-                conn.send((command, payload))
-            except OSError:
+                conn.send_bytes(message)
+            except BaseException as exc:
+                # Part of the message may be in the pipe: the worker can never read a whole one.
                 complete = True
+                if not isinstance(exc, OSError):
+                    self._discard_worker()
+                    self.model = None
+                    raise
                 yield from self._worker_died(process)
                 return
             while True:

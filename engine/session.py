@@ -55,6 +55,31 @@ class LoadSpec:
     remote: RemoteSpec | None = None
 
 
+class PromptBound:
+    """Tokenizes a prompt piece by piece, and refuses it before tokenizing a piece that proves it too
+    long: a token stands for at most `longest_token_bytes()` bytes, so text of N characters is at
+    least N / that many tokens. A 100 MB paste is refused at once instead of tokenized whole first.
+
+    (The bound holds for byte-level and byte-fallback vocabularies, which every supported model has.)
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._chars = 0
+
+    def __call__(self, text: str, special: bool) -> list[int]:
+        self._chars += len(text)
+        n_ctx = self._backend.n_ctx
+        if self._chars > n_ctx:  # below that the bound (chars / longest <= chars) cannot pass n_ctx
+            at_least = -(-self._chars // self._backend.longest_token_bytes())
+            if at_least > n_ctx:
+                raise ContextOverflow(
+                    f"The conversation is at least {at_least:,} tokens long ({self._chars:,} characters); "
+                    f"the model was loaded with a {n_ctx:,}-token context.",
+                    "Shorten the text, start a new conversation, or reload with a larger context.")
+        return self._backend.tokenize(text, special=special)
+
+
 class _NeverCancelled:
     def is_set(self) -> bool:
         return False
@@ -194,13 +219,14 @@ class EngineSession:
     def _generate(self, request: GenerationRequest, cancel: CancelFlag) -> Iterator[GenerationEvent]:
         backend, formatter, cache = self.backend, self.formatter, self.cache
         assert backend is not None and formatter is not None and cache is not None
+        tokenize = PromptBound(backend)
         if request.prompt is not None:
             # A raw prompt that ends inside <think> is reasoning, whatever the flag.
-            prompt = Prompt(request.prompt, backend.tokenize(request.prompt, special=True), None,
+            prompt = Prompt(request.prompt, tokenize(request.prompt, True), None,
                             prompt_opens_reasoning(request.prompt))
         else:
             prompt = formatter.prompt(
-                request.messages, self.tokenize, thinking=request.thinking and formatter.supports_thinking,
+                request.messages, tokenize, thinking=request.thinking and formatter.supports_thinking,
                 tools=request.tools, add_generation_prompt=request.opens_new_turn,
                 continue_final_message=request.continue_final_message,
                 template_kwargs=request.chat_template_kwargs)

@@ -2,20 +2,29 @@
 
 A crash, an out-of-memory kill or a hung kernel ends this process only; the client in the app turns
 that into an Error event and starts a fresh worker for the next request. Unloading a model really
-frees its memory because the process that held it can simply end.
+frees its memory because the process that held it can simply end. The worker also ends when the app
+goes (even killed, even while the worker is busy), so it never lives on alone at full CPU.
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing as mp
+import os
 import signal
+import threading
 import time
-import traceback
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from engine.api import Error
 from engine.session import EngineSession
+
+log = logging.getLogger(__name__)
+
+#: The exit code of a worker whose app went away.
+ORPHANED_EXIT = 3
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,30 @@ class EventBatcher:
         self._last_send = time.monotonic() if now is None else now
 
 
+def watch_parent() -> None:
+    """End this process as soon as the process that started it is gone.
+
+    An idle worker notices through its pipe, but a busy one (a long prefill, a template that renders
+    for a long time) would not write or read for a while. multiprocessing's sentinel for the parent
+    becomes ready when the parent ends, however it ends. (PR_SET_PDEATHSIG is not used: Linux fires
+    it when the *thread* that started the worker ends, and the app starts workers from short-lived
+    threads.)
+    """
+    parent = mp.parent_process()
+    if parent is None:
+        return
+    sentinel = parent.sentinel
+
+    def wait_for_parent() -> None:
+        wait([sentinel])
+        os._exit(ORPHANED_EXIT)  # no clean-up to wait for: the app that wanted the results is gone
+
+    threading.Thread(target=wait_for_parent, name="parent-watch", daemon=True).start()
+
+
 def serve(conn: Connection, cancel: Any) -> None:
     """The worker's main loop: one command at a time, events streamed back as they happen."""
+    watch_parent()
     # Ctrl-C in a terminal reaches the whole process group; the app decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     session = EngineSession()
@@ -67,11 +98,20 @@ def serve(conn: Connection, cancel: Any) -> None:
         except (BrokenPipeError, EOFError):
             break
         except Exception as exc:  # a bug of ours: report it, keep the worker usable
-            out.send(Error(f"Internal engine error: {exc.__class__.__name__}: {exc}",
-                           "Please report this with the log. " + traceback.format_exc(limit=3), "internal"))
+            # The traceback goes to the log (stderr) only: events reach dialogs and HTTP bodies.
+            log.error("Internal engine error in %r", command, exc_info=True)
+            out.send(internal_error(exc))
         out.send(Done())
         out.flush()
     session.unload()
+
+
+def internal_error(exc: BaseException) -> Error:
+    """A short message for a bug of ours: no traceback, no file paths, at most one line of detail."""
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return Error(f"Internal engine error ({exc.__class__.__name__}{': ' + detail if detail else ''}).",
+                 "Please report this with the log (the details are printed there). Try again, or reload the model.",
+                 "internal")
 
 
 def _run(session: EngineSession, command: str, payload: Any, out: EventBatcher, cancel: Any) -> None:

@@ -18,6 +18,7 @@ from app.cli.render import TerminalPrinter
 from engine.api import (
     MAX_BUDGET,
     EngineEvent,
+    Error,
     GenerationRequest,
     Message,
     SamplingParams,
@@ -79,7 +80,13 @@ def _with_ctrl_c_cancels(client: EngineClient, events: Iterator[EngineEvent]) ->
 
 
 def _answer(client: EngineClient, state: _ChatState, printer: TerminalPrinter) -> None:
-    for event in _with_ctrl_c_cancels(client, client.generate(state.request())):
+    try:
+        request = state.request()
+    except InvalidRequest as exc:  # e.g. text that is not Unicode (bytes the terminal could not decode)
+        printer.handle(Error(exc.message, exc.action, exc.kind))
+        state.messages.pop()  # the message that cannot be sent is not kept: the chat goes on without it
+        return
+    for event in _with_ctrl_c_cancels(client, client.generate(request)):
         printer.handle(event)
     state.messages.append(Message("assistant", "".join(printer.answer).strip(), "".join(printer.reasoning)))
 

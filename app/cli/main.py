@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from app.cli import bench, chat, gui, install_torch, models, serve
+from app.cli.proctitle import hide_secrets
 from app.runtime_path import add_installed_runtimes
 
 
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        hide_secrets(sys.argv)  # first of all: `ps` must not show a key given as --api-key
     parser = build_parser()
     args = parser.parse_args(argv)
     add_installed_runtimes()

@@ -24,7 +24,7 @@ class ApiServer:
         import uvicorn  # deferred: the HTTP stack loads only when the switch is turned on
 
         from app.server.http import create_app
-        from app.server.runner import EngineRunner
+        from app.server.runner import SHUTDOWN_GRACE_S, EngineRunner
 
         self.port = port
         self.url = f"http://127.0.0.1:{port}/v1"
@@ -33,7 +33,11 @@ class ApiServer:
         own = model.name if model.backend == "remote" else Path(model.path).stem
         names = list(dict.fromkeys([own, "nemotron-desk"]))
         app = create_app(EngineRunner(client), names, model.n_ctx or REMOTE_DEFAULT_MAX_TOKENS)
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning",
+            # Stopping the switch during a streamed answer: give it the same grace as `serve`, then
+            # close, so stop() never outlives its join.
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S))
         self._thread = threading.Thread(target=self._serve, name="api-server", daemon=True)
 
     def _serve(self) -> None:

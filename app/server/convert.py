@@ -10,6 +10,7 @@ from typing import Any
 
 from app.server.schema import ChatCompletionRequest, ChatMessageIn, CompletionRequest
 from engine.api import (
+    MAX_NESTING,
     ContentDelta,
     EngineEvent,
     FinishReason,
@@ -39,6 +40,9 @@ def _tool_call(name: str, arguments: str | dict[str, Any], call_id: str) -> Tool
         except ValueError as exc:
             raise InvalidRequest(f"Tool call arguments for {name!r} are not valid JSON: {exc}.",
                                  "Send arguments as a JSON object.") from exc
+        except RecursionError as exc:  # nesting, and text, are bounded by the engine's request checks
+            raise InvalidRequest(f"Tool call arguments for {name!r} are nested more than {MAX_NESTING} levels deep.",
+                                 "Flatten the arguments.") from exc
     if not isinstance(arguments, dict):
         raise InvalidRequest(f"Tool call arguments for {name!r} must be a JSON object.",
                              "Send arguments as a JSON object.")
@@ -87,25 +91,18 @@ class _TemplateOptions:
 
     @classmethod
     def of(cls, body: ChatCompletionRequest) -> _TemplateOptions:
-        kwargs = dict(body.chat_template_kwargs or {})
-        switches = {name: _switch(kwargs.pop(name)) for name in _SWITCHES if name in kwargs}
+        inside = body.chat_template_kwargs
+        switches = {name: getattr(inside, name) for name in _SWITCHES if inside is not None
+                    and getattr(inside, name) is not None}
         given = body.model_fields_set | set(switches)
         add = switches.get("add_generation_prompt", body.add_generation_prompt)
         cont = switches.get("continue_final_message", body.continue_final_message)
         # Left out, add_generation_prompt gives way to continue_final_message; set both true, they clash.
-        return cls(thinking=switches.get("enable_thinking", True),
-                   add_generation_prompt=add if "add_generation_prompt" in given else None,
-                   continue_final_message=cont, kwargs=kwargs)
+        return cls(thinking=body.thinking(), add_generation_prompt=add if "add_generation_prompt" in given else None,
+                   continue_final_message=cont, kwargs=dict(inside.model_extra or {}) if inside is not None else {})
 
 
-_SWITCHES = ("enable_thinking", "add_generation_prompt", "continue_final_message")
-
-
-def _switch(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidRequest(f"chat_template_kwargs switches take true or false, not {value!r}.",
-                             "Send enable_thinking, add_generation_prompt and continue_final_message as booleans.")
-    return value
+_SWITCHES = ("add_generation_prompt", "continue_final_message")
 
 
 def usage_json(u: Usage) -> dict[str, Any]:

@@ -4,57 +4,57 @@ Reasoning comes back the way vLLM with the model's reasoning parser returns it (
 and `reasoning`), apart from the content; with reasoning format "none" it stays in the content with
 its markers, as a server without a reasoning parser returns it. Tool calls come as OpenAI `tool_calls`.
 Errors use OpenAI's error body. Bad input is a 4xx with a message naming the problem; only a failing
-engine gives a 5xx.
+engine gives a 5xx, and no answer ever holds a traceback (an unexpected exception is a short 500; its
+traceback goes to the log).
+
+Every request passes app.server.guard first (Host name, API key, body size); JSON bodies are parsed
+with the bounds of app.server.body (depth, text).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.server.body import CheckedRoute
 from app.server.convert import ChunkMaker, chat_request, completion_request, full_response, usage_json
+from app.server.errors import engine_error, error_body
+from app.server.guard import MAX_BODY_BYTES, HostPolicy, RequestGuard
 from app.server.runner import EngineRunner
 from app.server.schema import ChatCompletionRequest, CompletionRequest
 from engine.api import EngineEvent, Error, Finished, GenerationRequest, Usage
 from engine.errors import InvalidRequest
 
-_STATUS = {"bad_request": 400, "context": 400, "no_model": 503, "bad_model": 503}
 
-
-def error_body(status: int, message: str, kind: str = "invalid_request_error",
-               param: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}}, status)
-
-
-def _engine_error(error: Error) -> JSONResponse:
-    status = _STATUS.get(error.kind, 500)
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return error_body(status, str(error), kind)
-
-
-def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key: str | None = None,
+def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key: str | None = None, *,
+               bound_host: str = "127.0.0.1", allowed_hosts: Iterable[str] = (),
+               max_body_bytes: int = MAX_BODY_BYTES, on_shutdown: Callable[[], None] | None = None,
                reasoning_format: str = "split") -> FastAPI:
-    """`reasoning_format` "split" returns the reasoning apart (vLLM with a reasoning parser); "none"
-    leaves it in `content` with its markers (a server without one); a request may choose its own."""
-    async def require_key(request: Request) -> None:
-        # A dependency, not an HTTP middleware: Starlette's BaseHTTPMiddleware wraps `receive` and
-        # hides client disconnects, which must cancel generations.
-        if api_key is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-            raise StarletteHTTPException(401, "Missing or wrong API key. Send 'Authorization: Bearer <key>'.")
+    """The app. `on_shutdown` runs when the server stops (serve ends its engine there, at once).
 
-    app = FastAPI(title="Nemotron Desk", docs_url=None, redoc_url=None, dependencies=[Depends(require_key)])
+    `reasoning_format` "split" returns the reasoning apart (vLLM with a reasoning parser); "none"
+    leaves it in `content` with its markers (a server without one); a request may choose its own.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            on_shutdown()
+
+    app = FastAPI(title="Nemotron Desk", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.router.route_class = CheckedRoute
+    app.add_middleware(RequestGuard, hosts=HostPolicy.for_bind(bound_host, allowed_hosts), api_key=api_key,
+                       max_body_bytes=max_body_bytes)
     app.state.runner = runner
     _install_error_handlers(app)
 
@@ -87,7 +87,8 @@ def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key
 def _check_model(name: str, model_names: list[str]) -> JSONResponse | None:
     if name in model_names:
         return None
-    return error_body(404, f"The model {name!r} does not exist. This server serves: {', '.join(model_names)}.",
+    shown = name if len(name) <= 80 else name[:80] + "…"
+    return error_body(404, f"The model {shown!r} does not exist. This server serves: {', '.join(model_names)}.",
                       "not_found_error", "model")
 
 
@@ -113,9 +114,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kinds = {401: "authentication_error", 404: "not_found_error"}
-        kind = kinds.get(exc.status_code, "invalid_request_error" if exc.status_code < 500 else "server_error")
-        return error_body(exc.status_code, str(exc.detail), kind)
+        return error_body(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's ServerErrorMiddleware sends this answer, then re-raises: uvicorn logs the traceback.
+        return error_body(500, f"The server failed unexpectedly ({exc.__class__.__name__}). The details are in "
+                               "the server's log; please report them. Try the request again.")
 
 
 async def _respond(runner: EngineRunner, request: Request, gen: GenerationRequest, maker: ChunkMaker,
@@ -124,7 +129,7 @@ async def _respond(runner: EngineRunner, request: Request, gen: GenerationReques
     first = await anext(events)  # waited for here, so an immediate Error can still be an HTTP status
     if isinstance(first, Error):
         await events.aclose()
-        return _engine_error(first)
+        return engine_error(first)
     if stream:
         return StreamingResponse(_sse(maker, first, events, include_usage, include_reasoning),
                                  media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -181,7 +186,7 @@ async def _collect(request: Request, maker: ChunkMaker, first: EngineEvent,
         await events.aclose()
     errors = [e for e in collected if isinstance(e, Error)]
     if errors:
-        return _engine_error(errors[0])
+        return engine_error(errors[0])
     usage = next((e for e in collected if isinstance(e, Usage)), None)
     finished = next((e for e in collected if isinstance(e, Finished)), None)
     if usage is None or finished is None:

@@ -17,6 +17,10 @@ from engine.client import EngineClient
 
 _END = object()
 
+#: How long a stopping server lets running answers finish before it closes their connections
+#: (`nemotron-desk serve` then ends the engine; the app's API switch keeps it for the window).
+SHUTDOWN_GRACE_S = 3
+
 
 class EngineRunner:
     def __init__(self, client: EngineClient) -> None:

@@ -1,21 +1,33 @@
 """The OpenAI request bodies the server accepts, validated by pydantic.
 
 Unknown fields are refused (400) rather than silently ignored: a client that sends a parameter we do
-not honour learns so at once. Fields vLLM adds are accepted: `chat_template_kwargs` (every key goes
-to the template), `add_generation_prompt`, `continue_final_message`, `thinking_token_budget`,
+not honour learns so at once. Every model validates strictly: `"false"` or `0` where true/false
+belongs, `true` or `"5"` where a number belongs, is a 400 naming the field (lax parsing once read
+the string "false" as thinking on). Fields vLLM adds are accepted: `chat_template_kwargs` (every key
+goes to the template), `add_generation_prompt`, `continue_final_message`, `thinking_token_budget`,
 `top_k`, `min_p`, `ignore_eos`, `include_reasoning`; llama.cpp's `reasoning_format` (`none` or
 `split`); plus our own `reasoning_budget` and `keep_answer_room`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _must_be_off(value: bool) -> bool:
+    if value:
+        raise ValueError("not supported by this server: only false is accepted")
+    return value
+
+
+#: A switch this server does not implement: false (or absent) only, and a real boolean.
+Off = Annotated[bool, AfterValidator(_must_be_off)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TextPart(_Strict):
@@ -50,7 +62,7 @@ class ChatMessageIn(_Strict):
 
 
 class FunctionDef(BaseModel):
-    model_config = ConfigDict(extra="allow")  # JSON-schema keywords vary; the template renders them
+    model_config = ConfigDict(extra="allow", strict=True)  # JSON-schema keywords vary; the template renders them
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
@@ -64,6 +76,16 @@ class ToolDef(_Strict):
 class StreamOptions(_Strict):
     include_usage: bool = False
     continuous_usage_stats: bool = False
+
+
+class ChatTemplateKwargs(BaseModel):
+    """Template variables, as vLLM passes them: the switches it knows are checked here, every other key
+    goes to the template as it is (and is refused there when the template does not read it)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    enable_thinking: bool = True
+    add_generation_prompt: bool | None = None
+    continue_final_message: bool | None = None
 
 
 class _Sampling(_Strict):
@@ -104,19 +126,22 @@ class ChatCompletionRequest(_Sampling):
     tools: list[ToolDef] | None = None
     tool_choice: Literal["auto", "none"] | None = None
     parallel_tool_calls: bool | None = None
-    chat_template_kwargs: dict[str, Any] | None = None
+    chat_template_kwargs: ChatTemplateKwargs | None = None
     add_generation_prompt: bool = True
     continue_final_message: bool = False
     reasoning_format: Literal["none", "split"] | None = None  # None: the server's --reasoning-format
     include_reasoning: bool = True
-    logprobs: Literal[False] | None = None
+    logprobs: Off | None = None
     response_format: dict[str, Literal["text"]] | None = None
+
+    def thinking(self) -> bool:
+        return self.chat_template_kwargs is None or self.chat_template_kwargs.enable_thinking
 
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
     max_tokens: int | None = Field(default=16, ge=1)
-    echo: Literal[False] = False
+    echo: Off = False
     logprobs: None = None
     suffix: None = None
 

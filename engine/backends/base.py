@@ -45,6 +45,9 @@ class Backend(Protocol):
     def token_bytes(self, token: int) -> bytes:
         """The exact bytes one token stands for, markers included (never stripped)."""
 
+    def longest_token_bytes(self) -> int:
+        """The most bytes any one token stands for: text of N characters is at least N / this tokens."""
+
     def feed(self, tokens: Sequence[int]) -> None:
         """Evaluate `tokens` at the end of the running sequence (prefill or one decode step)."""
 
@@ -73,8 +76,10 @@ class SequenceMixin:
     feed, and a cache of each token's bytes (subclasses say how to read one in `_piece`)."""
 
     n_ctx: int
+    vocab_size: int
     _tokens: list[int]
     _pieces: dict[int, bytes]
+    _longest: int | None = None
 
     @property
     def tokens(self) -> Sequence[int]:
@@ -89,6 +94,12 @@ class SequenceMixin:
         if piece is None:
             piece = self._pieces[token] = self._piece(token)
         return piece
+
+    def longest_token_bytes(self) -> int:
+        # Read once, on the first long prompt: one pass over the vocabulary (0.1 s for a 49k vocabulary).
+        if self._longest is None:
+            self._longest = max((len(self._piece(t)) for t in range(self.vocab_size)), default=1) or 1
+        return self._longest
 
     def _piece(self, token: int) -> bytes:
         raise NotImplementedError

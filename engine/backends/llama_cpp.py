@@ -118,7 +118,7 @@ class LlamaCppBackend(SequenceMixin):
         self._vocab = self._llm._model.vocab
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
-        n_vocab = int(lib.llama_vocab_n_tokens(self._vocab))
+        n_vocab = self.vocab_size = int(lib.llama_vocab_n_tokens(self._vocab))
         self.eog_ids = frozenset(t for t in range(n_vocab) if lib.llama_vocab_is_eog(self._vocab, t))
         self.special_tokens = self._control_token_strings(n_vocab)
         self.add_bos = bool(lib.llama_vocab_get_add_bos(self._vocab))

@@ -271,6 +271,7 @@ class TorchBackend(SequenceMixin):
         byte_level = "ByteLevel" in str(self._tok.decoder or "") or "ByteLevel" in str(self._tok.pre_tokenizer or "")
         self._unbyte = {ch: b for b, ch in _bytes_to_unicode().items()} if byte_level else None
         self._pieces: dict[int, bytes] = {}
+        self.vocab_size = int(self._tok.get_vocab_size(with_added_tokens=True))
 
         eog: set[int] = set()
         for source in (self.folder.config, _read_optional_json(path / "generation_config.json")):

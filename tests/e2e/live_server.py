@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -25,7 +26,8 @@ def free_port() -> int:
 
 class LiveServer:
     def __init__(self, model: Path, name: str, api_key: str | None = None, n_ctx: int = 4096,
-                 reasoning_format: str = "split") -> None:
+                 **options: Any) -> None:
+        """`options` go to create_app (allowed_hosts, max_body_bytes, reasoning_format, ...)."""
         self.client = EngineClient()
         events = list(self.client.load(LoadSpec(str(model), LlamaLoadOptions(n_ctx=n_ctx, n_threads=2,
                                                                              n_gpu_layers=0))))
@@ -34,7 +36,7 @@ class LiveServer:
         self.name = name
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        app = create_app(self.runner, [name], events[-1].n_ctx, api_key=api_key, reasoning_format=reasoning_format)
+        app = create_app(self.runner, [name], events[-1].n_ctx, api_key=api_key, **options)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

@@ -135,7 +135,7 @@ def test_serve_reasoning_format_none_leaves_the_reasoning_in_content(tiny_nemotr
 
 def test_serve_warns_when_exposed() -> None:
     result = run("serve", "--host", "0.0.0.0", "--model", "/nonexistent.gguf")
-    assert "reachable from other machines" in result.stderr and "no --api-key" in result.stderr
+    assert "reachable from other machines" in result.stderr and "no API key is set" in result.stderr
     assert result.returncode == 1 and "No model file" in result.stderr
     assert run("serve", "--port", "70000").returncode == 2
 
@@ -158,3 +158,10 @@ def test_chat_with_a_hugging_face_folder_runs_on_torch_with_the_budget(tiny_nemo
     (ended,) = [e for e in events if e["event"] == "ReasoningEnded"]
     assert ended["by_budget"] and 8 <= ended["reasoning_tokens"] <= 8 + 500 + 5
     assert any(e["event"] == "ReasoningDelta" for e in events)
+
+
+def test_a_prompt_that_is_not_unicode_is_an_error_not_a_traceback() -> None:
+    """Bytes the terminal could not decode reach Python as lone surrogates (issue 12, item 7)."""
+    result = run("chat", "-p", "a\udcffb", "--threads", "2")
+    assert result.returncode == 1
+    assert "messages[0].content holds a lone surrogate" in result.stderr and "Traceback" not in result.stderr

@@ -131,7 +131,8 @@ def test_chat_template_kwargs_reach_the_template(server: LiveServer, tokenizer: 
 
 @pytest.mark.parametrize(("body", "words"), [
     ({"chat_template_kwargs": {"reasoning_effort": "high"}}, "'reasoning_effort'"),
-    ({"chat_template_kwargs": {"enable_thinking": "no"}}, "true or false"),
+    ({"chat_template_kwargs": {"enable_thinking": "no"}}, "enable_thinking"),
+    ({"chat_template_kwargs": {"continue_final_message": 1}}, "continue_final_message"),
     ({"chat_template_kwargs": {"messages": []}}, "'messages'"),
     ({"continue_final_message": True, "add_generation_prompt": True}, "add_generation_prompt"),
     ({"chat_template_kwargs": {"continue_final_message": True, "add_generation_prompt": True}},

@@ -138,3 +138,91 @@ def test_hugging_face_folder_in_the_worker_streams_and_cancels(tiny_nemotron) ->
                 c.cancel()
         answer = collect(seen)
         assert answer.finish is FinishReason.CANCELLED and answer.usage.completion_tokens < 100
+
+
+class _WontPickle(str):
+    """Text that refuses to be pickled, as a value nested ~500 levels deep does (RecursionError)."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        raise RecursionError("maximum recursion depth exceeded while pickling an object")
+
+
+def test_a_request_that_cannot_be_sent_is_an_error_not_a_hang(client: EngineClient) -> None:
+    """Before the fix the client waited for a reply to a command the worker never got, for good,
+    holding the engine lock: every later request hung too."""
+    pid = client.worker_pid
+    request = GenerationRequest((Message("user", _WontPickle("Hello")),), sampling=SamplingParams(max_tokens=4))
+    result: list[list] = []  # type: ignore[type-arg]
+    sender = threading.Thread(target=lambda: result.append(list(client.generate(request))), daemon=True)
+    sender.start()
+    sender.join(120)  # a hang guard only: the answer is immediate
+    assert not sender.is_alive(), "the client waited for a reply to a command it never sent"
+    (events,) = result
+    assert [type(e) for e in events] == [Error], events
+    assert events[0].kind == "bad_request" and "nested too deeply" in events[0].message
+    assert "nothing was sent" in events[0].action
+    again = collect(client.generate(PARIS))
+    assert "Paris" in again.content
+    assert client.worker_pid == pid  # the worker never saw the request: it was not disturbed
+
+
+def test_an_unexpected_failure_in_the_worker_has_no_traceback() -> None:
+    from engine.worker import internal_error
+
+    try:
+        raise UnicodeEncodeError("utf-8", "a\ud800b", 1, 2, "surrogates not allowed")
+    except UnicodeEncodeError as exc:
+        error = internal_error(exc)
+    text = str(error)
+    assert "UnicodeEncodeError" in text and "report" in text and error.kind == "internal"
+    assert "Traceback" not in text and ".py" not in text and "\n" not in text
+
+
+ORPHAN_PARENT = """
+import multiprocessing as mp, sys, time
+from tests.integration.test_worker import busy_worker
+child = mp.get_context("spawn").Process(target=busy_worker, daemon=False)
+child.start()
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def busy_worker() -> None:
+    """What a worker busy in a long computation looks like: it neither reads nor writes its pipe."""
+    from engine.worker import watch_parent
+
+    watch_parent()
+    while True:
+        pass
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_busy_worker_ends_when_its_app_is_killed() -> None:
+    """After a forced exit of the app, its worker must not live on at 100% CPU."""
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT], stdout=subprocess.PIPE, text=True, cwd=root)
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    try:
+        parent.kill()
+        parent.wait(30)
+        deadline = time.monotonic() + 60  # a hang guard: the watch ends it at once
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(worker), "the worker outlived its app"
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
