@@ -426,21 +426,10 @@ class TorchBackend(SequenceMixin):
         logits = self._logits
         if params.temperature <= 0 or sampler.generator is None:
             return int(torch.argmax(logits).item())
+        from engine.backends.torch_fast.sampling import filtered_scores
+
         with torch.inference_mode():
-            scores = logits.float()
-            if params.top_k > 0 and params.top_k < scores.shape[-1]:
-                kth = torch.topk(scores, params.top_k).values[-1]
-                scores = scores.masked_fill(scores < kth, float("-inf"))
-            if params.top_p < 1.0:
-                sorted_scores, order = torch.sort(scores, descending=True)
-                cumulative = torch.softmax(sorted_scores, dim=-1).cumsum(dim=-1)
-                drop = cumulative > params.top_p
-                drop[1:] = drop[:-1].clone()  # keep the token that crosses top_p
-                drop[0] = False
-                scores = scores.scatter(0, order, sorted_scores.masked_fill(drop, float("-inf")))
-            if params.min_p > 0.0:
-                probs = torch.softmax(scores, dim=-1)
-                scores = scores.masked_fill(probs < params.min_p * probs.max(), float("-inf"))
+            scores = filtered_scores(torch, logits.float(), params)
             probs = torch.softmax(scores / params.temperature, dim=-1)
             return int(torch.multinomial(probs, 1, generator=sampler.generator).item())
 

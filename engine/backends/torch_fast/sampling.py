@@ -1,13 +1,14 @@
 """Sampling on the GPU without a sort, in a form a CUDA graph can hold, with today's distribution.
 
-The filters of the eager path (`filtered_scores`: top-k, then top-p over the softmax of what is
-left, then min-p, then the temperature) each keep the tokens whose score reaches a threshold. The
-thresholds are found from the 1,024 best scores alone (a `topk`, not a sort of 131k): top-k's is the
-k-th best, top-p's the score where the cumulative probability passes p, min-p's the best score plus
-log(min_p). Tokens at or above the highest threshold are then drawn by inverse CDF over the whole
-vocabulary with a uniform number from the request's seeded `random.Random`, so the graph holds no
-generator. When a threshold lies beyond the 1,024 candidates (top_k > 1,024, or a nucleus wider than
-them), the result says so and the exact eager chain runs instead. Greedy is argmax, in the step.
+The eager path's filters (`filtered_scores`, shared with it: top-k, then top-p over the softmax of
+what is left, then min-p, then the temperature) each keep the tokens whose score reaches a
+threshold. The thresholds are found from the 1,024 best scores alone (a `topk`, not a sort of 131k):
+top-k's is the k-th best, top-p's the score where the cumulative probability passes p, min-p's the
+best score plus log(min_p). Tokens at or above the highest threshold are then drawn by inverse CDF
+over the whole vocabulary with a uniform number from the request's seeded `random.Random`, so the
+graph holds no generator. When a threshold lies beyond the 1,024 candidates (top_k > 1,024, or a
+nucleus wider than them), the result says so and the exact eager chain runs instead. Greedy is
+argmax, in the step.
 """
 
 from __future__ import annotations

@@ -1,0 +1,467 @@
+"""The fast decode path on the GPU, full-size architecture with random bfloat16 weights (device machine only).
+
+Sections, each printing its figures (pick with --only a,b; default: all but `product`):
+
+- `check`: each Triton kernel against its torch reference (reference.TorchOps) at the real shapes;
+- `sweep`: each kernel site timed per launch configuration inside a CUDA graph of all its layers
+  (weights rotate through the layers, far more than the L2 holds), against cuBLAS for the GEMVs;
+- `step`: the decoder on the model built in memory: prefill 1k and 32k, the replayed step's time,
+  the per-token loop, logits against transformers' own forward, the torch-reference step in a graph,
+  a profile of replays (per-kernel time), VRAM; then the preparation time cold and cached, each in a
+  fresh process;
+- `product`: the product's own code on a written safetensors folder: load through the session
+  (progress, label, time), the fast path, today's eager path and plain `generate()` side by side at
+  1k, 8k and 32k (TTFT, decode tok/s), a chat with a reasoning budget, snapshots, unload.
+
+    python -m tests.gpu.fast_h200 OUT_DIR [--only check,sweep,step] [--tiny]
+
+`--tiny` runs check and step on the CPU with the tiny config (Triton's interpreter), to try the
+script itself without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.backends.torch_fast import kernels as kernel_module
+from engine.backends.torch_fast.decoder import FastDecoder
+from engine.backends.torch_fast.reference import TorchOps
+from engine.backends.torch_fast.step import decode_step
+from engine.backends.torch_fast.weights import AttentionWeights, MambaWeights, ModelWeights, MoEWeights, model_weights
+from tests.fixtures.tiny_nemotron import real_config, tiny_config
+
+GiB = 2**30
+CUDA = torch.cuda.is_available()
+DEV = "cuda" if CUDA else "cpu"
+N_CTX = 40960
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def sync() -> None:
+    if CUDA:
+        torch.cuda.synchronize()
+
+
+def build_model(config: dict[str, Any], dtype: Any) -> Any:
+    from transformers import NemotronHConfig, NemotronHForCausalLM
+
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(DEV):
+            model = NemotronHForCausalLM(NemotronHConfig(**config))
+    finally:
+        torch.set_default_dtype(previous)
+    return model.eval()
+
+
+def rel(a: Any, b: Any) -> float:
+    a, b = a.float(), b.float()
+    if not torch.isfinite(a).all():
+        return float("nan")
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def layers_of(w: ModelWeights, kind: type) -> list[Any]:
+    return [layer for layer in w.layers if isinstance(layer, kind)]
+
+
+# -- check -----------------------------------------------------------------------------------------
+
+
+def check(model: Any, dtype: Any) -> None:
+    w = model_weights(torch, model)
+    sh = w.shapes
+    ref, tri = TorchOps(torch), kernel_module.TritonOps(torch, sh, N_CTX, DEV)
+    tol = 2e-2 if dtype != torch.float32 else 1e-5
+    rows: list[tuple[str, float]] = []
+
+    def rnd(*shape: int, scale: float = 1.0, dt: Any = dtype) -> Any:
+        return (torch.randn(*shape, device=DEV) * scale).to(dt)
+
+    def pair(make: Callable[[], Any]) -> tuple[Any, Any]:
+        a = make()
+        return a, a.clone()
+
+    def poisoned(t: Any) -> Any:
+        return torch.full_like(t, float("nan")) if t.is_floating_point() else t.clone()
+
+    h = rnd(sh.hidden)
+    mamba, attn, moe = layers_of(w, MambaWeights)[0], layers_of(w, AttentionWeights)[0], layers_of(w, MoEWeights)[0]
+    gemvs = (("rms_gemv in_proj", mamba.in_proj, dtype), ("rms_gemv router", moe.router, torch.float32),
+             ("rms_gemv lm_head", w.lm_head, dtype))
+    for name, weight, out_dt in gemvs:
+        o1 = torch.empty(weight.shape[0], dtype=out_dt, device=DEV)
+        o2 = poisoned(o1)
+        ref.rms_gemv(h, mamba.norm, sh.eps, weight, o1)
+        tri.rms_gemv(h, mamba.norm, sh.eps, weight, o2)
+        rows.append((name, rel(o2, o1)))
+    for length in (1024, 32768) if CUDA else (5, 300):
+        pos = torch.tensor([length - 1], device=DEV)
+        k1, k2 = pair(lambda: rnd(sh.kv_heads, N_CTX, sh.head_dim))
+        v1, v2 = pair(lambda: rnd(sh.kv_heads, N_CTX, sh.head_dim))
+        q1 = torch.empty(sh.q_heads * sh.head_dim, dtype=dtype, device=DEV)
+        q2 = poisoned(q1)
+        ref.qkv_gemv(h, attn.norm, sh.eps, attn.qkv, q1, k1, v1, pos)
+        tri.qkv_gemv(h, attn.norm, sh.eps, attn.qkv, q2, k2, v2, pos)
+        rows.append((f"qkv_gemv q @{length}", rel(q2, q1)))
+        rows.append((f"qkv_gemv k,v @{length}", rel(torch.cat([k2[:, length - 1], v2[:, length - 1]]),
+                                                     torch.cat([k1[:, length - 1], v1[:, length - 1]]))))
+        a1 = torch.empty_like(q1)
+        a2 = poisoned(a1)
+        ref.attention(q1, k1, v1, pos, a1)
+        tri.attention(q1, k1, v1, pos, a2)
+        rows.append((f"attention @{length}", rel(a2, a1)))
+    ring1, ring2 = pair(lambda: rnd(sh.conv_dim, sh.conv_kernel))
+    ssm1, ssm2 = pair(lambda: rnd(sh.mamba_heads, sh.mamba_head_dim, sh.ssm_state, scale=0.1, dt=torch.float32))
+    for p in (0, 1, 2, 3, 1000):
+        zx = rnd(sh.in_proj_rows)
+        pos = torch.tensor([p], device=DEV)
+        y1 = torch.empty(sh.inner, dtype=torch.float32, device=DEV)
+        y2 = poisoned(y1)
+        ref.mamba_mix(zx, ring1, ssm1, mamba, sh, pos, y1)
+        tri.mamba_mix(zx, ring2, ssm2, mamba, sh, pos, y2)
+        rows += [(f"mamba_mix y @{p}", rel(y2, y1)), (f"mamba_mix ssm @{p}", rel(ssm2, ssm1)),
+                 (f"mamba_mix conv ring @{p}", rel(ring2, ring1))]
+    h1, h2 = pair(lambda: h.clone())
+    ref.gated_gemv_residual(y1, zx[:sh.inner], mamba.gate_norm, sh.eps, sh.n_groups, mamba.out_proj, h1)
+    tri.gated_gemv_residual(y1, zx[:sh.inner], mamba.gate_norm, sh.eps, sh.n_groups, mamba.out_proj, h2)
+    rows.append(("gated_gemv_residual", rel(h2 - h, h1 - h)))
+    x = rnd(sh.q_heads * sh.head_dim)
+    h1, h2 = pair(lambda: h.clone())
+    ref.gemv_residual(x, attn.o_proj, h1)
+    tri.gemv_residual(x, attn.o_proj, h2)
+    rows.append(("gemv_residual o_proj", rel(h2 - h, h1 - h)))
+    logits = torch.randn(sh.n_experts, device=DEV)
+    i1 = torch.empty(sh.top_k, dtype=torch.long, device=DEV)
+    w1 = torch.empty(sh.top_k, device=DEV)
+    i2, w2 = i1.clone(), poisoned(w1)
+    ref.route(logits, moe.router_bias, sh, i1, w1)
+    tri.route(logits, moe.router_bias, sh, i2, w2)
+    same = sorted(i1.tolist()) == sorted(i2.tolist())
+    rows.append(("route (same experts: 0)" if same else "route: DIFFERENT EXPERTS", 0.0 if same else 1.0))
+    order1, order2 = i1.argsort(), i2.argsort()
+    rows.append(("route weights", rel(w2[order2], w1[order1])))
+    u1 = torch.empty(sh.top_k + sh.n_shared_slots, sh.expert_ff, dtype=dtype, device=DEV)
+    u2 = poisoned(u1)
+    ref.experts_up(h, moe.norm, sh.eps, moe, sh, i1, u1)
+    tri.experts_up(h, moe.norm, sh.eps, moe, sh, i1, u2)
+    rows.append(("experts_up", rel(u2, u1)))
+    h1, h2 = pair(lambda: h.clone())
+    ref.experts_down(u1, moe, sh, i1, w1, h1)
+    tri.experts_down(u1, moe, sh, i1, w1, h2)
+    rows.append(("experts_down", rel(h2 - h, h1 - h)))
+    bad = 0
+    for name, err in rows:
+        ok = err == err and err < tol
+        bad += not ok
+        log(f"check {name:<28} rel err {err:.2e}  {'ok' if ok else 'FAIL'}")
+    log(f"check: {len(rows) - bad}/{len(rows)} within {tol:g}")
+
+
+# -- sweep -----------------------------------------------------------------------------------------
+
+
+def graph_ms(body: Callable[[], None], reps: int = 20) -> float:
+    """Median milliseconds of one replay of `body` captured in a CUDA graph."""
+    from engine.backends.torch_fast.graph import CapturedGraph
+
+    with torch.inference_mode():
+        graph = CapturedGraph(torch, body, warmups=1)
+        times = []
+        for _ in range(5):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(reps):
+                graph.replay()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / reps)
+    return statistics.median(times)
+
+
+SWEEP = {
+    "in_proj": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (32, 128, 4), (32, 256, 8), (4, 512, 4)],
+    "lm_head": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (32, 256, 8), (64, 128, 8)],
+    "router": [(2, 512, 4), (4, 256, 4), (8, 256, 4), (8, 512, 8), (16, 256, 4)],
+    "qkv": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (4, 512, 4)],
+    "o_proj": [(4, 512, 4), (8, 256, 4), (8, 512, 8), (16, 256, 4), (2, 1024, 4)],
+    "out_proj": [(2, 0, 4), (4, 0, 4), (8, 0, 4), (8, 0, 8), (16, 0, 8)],
+    "up": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (32, 128, 4), (4, 512, 4)],
+    "down": [(2, 512, 4), (4, 256, 4), (8, 256, 4), (8, 512, 8), (16, 256, 4), (4, 512, 4)],
+}
+
+
+def sweep(model: Any, dtype: Any) -> dict[str, kernel_module.Tile]:
+    w = model_weights(torch, model)
+    sh = w.shapes
+    ops = kernel_module.TritonOps(torch, sh, N_CTX, DEV)
+    h = (torch.randn(sh.hidden, device=DEV)).to(dtype)
+    zx = torch.randn(sh.in_proj_rows, device=DEV).to(dtype)
+    y = torch.randn(sh.inner, device=DEV)
+    q = torch.randn(sh.q_heads * sh.head_dim, device=DEV).to(dtype)
+    router = torch.empty(sh.n_experts, device=DEV)
+    logits = torch.empty(sh.vocab, dtype=dtype, device=DEV)
+    idx = torch.randperm(sh.n_experts, device=DEV)[:sh.top_k].contiguous()
+    wts = torch.rand(sh.top_k, device=DEV)
+    up = torch.randn(sh.top_k + sh.n_shared_slots, sh.expert_ff, device=DEV).to(dtype)
+    keys = torch.randn(sh.kv_heads, N_CTX, sh.head_dim, device=DEV).to(dtype)
+    mam, att, moe = layers_of(w, MambaWeights), layers_of(w, AttentionWeights), layers_of(w, MoEWeights)
+
+    def el(t: Any) -> int:
+        return int(t.numel() * t.element_size())
+
+    sites: dict[str, tuple[Callable[[], None], int]] = {
+        "in_proj": (lambda: [ops.rms_gemv(h, m.norm, sh.eps, m.in_proj, zx) for m in mam] and None,
+                    sum(el(m.in_proj) for m in mam)),
+        "lm_head": (lambda: [ops.rms_gemv(h, w.norm_f, sh.eps, w.lm_head, logits) for _ in range(3)] and None,
+                    3 * el(w.lm_head)),
+        "router": (lambda: [ops.rms_gemv(h, e.norm, sh.eps, e.router, router) for e in moe] and None,
+                   sum(el(e.router) for e in moe)),
+        "qkv": (lambda: [ops.qkv_gemv(h, a.norm, sh.eps, a.qkv, q, keys, keys, idx[:1]) for a in att] and None,
+                sum(el(a.qkv) for a in att)),
+        "o_proj": (lambda: [ops.gemv_residual(q, a.o_proj, h) for a in att] and None, sum(el(a.o_proj) for a in att)),
+        "out_proj": (lambda: [ops.gated_gemv_residual(y, zx[:sh.inner], m.gate_norm, sh.eps, sh.n_groups, m.out_proj,
+                                                      h) for m in mam] and None, sum(el(m.out_proj) for m in mam)),
+        "up": (lambda: [ops.experts_up(h, e.norm, sh.eps, e, sh, idx, up) for e in moe] and None,
+               len(moe) * (sh.top_k * sh.expert_ff + sh.shared_ff) * sh.hidden * 2),
+        "down": (lambda: [ops.experts_down(up, e, sh, idx, wts, h) for e in moe] and None,
+                 len(moe) * (sh.top_k * sh.expert_ff + sh.shared_ff) * sh.hidden * 2),
+    }
+    best: dict[str, kernel_module.Tile] = {}
+    summary = []
+    for site, (body, nbytes) in sites.items():
+        results = []
+        for bn, bk, warps in SWEEP[site]:
+            ops.tiles[site] = kernel_module.Tile(bn, bk, warps)
+            try:
+                ms = graph_ms(body)
+            except Exception as exc:
+                log(f"sweep {site} {bn}x{bk} w{warps}: failed {type(exc).__name__}: {str(exc)[:200]}")
+                continue
+            results.append((ms, kernel_module.Tile(bn, bk, warps)))
+            log(f"sweep {site:<8} BLOCK_N {bn:>3} BLOCK_K {bk:>4} warps {warps}: {ms * 1000:8.1f} us "
+                f"{nbytes / ms / 1e9:7.2f} TB/s")
+        ms, tile = min(results, key=lambda r: r[0])
+        best[site] = tile
+        ops.tiles[site] = tile
+        summary.append(f"{site}={tile.block_n}x{tile.block_k}w{tile.warps}: {ms * 1000:.1f} us, "
+                       f"{nbytes / ms / 1e9:.2f} TB/s")
+    # cuBLAS for the same dense GEMVs (what torch.nn.functional.linear does)
+    F = torch.nn.functional
+    for site, weights in (("in_proj", [m.in_proj for m in mam]), ("out_proj", [m.out_proj for m in mam]),
+                          ("lm_head", [w.lm_head] * 3), ("qkv", [a.qkv for a in att])):
+        x = torch.randn(1, weights[0].shape[1], device=DEV).to(dtype)
+        ms = graph_ms(lambda ws=weights, x=x: [F.linear(x, wt) for wt in ws] and None)
+        nbytes = sum(el(wt) for wt in weights)
+        summary.append(f"cuBLAS {site}: {ms * 1000:.1f} us, {nbytes / ms / 1e9:.2f} TB/s")
+    # the rest of a step's kernels
+    ring = torch.randn(len(mam), sh.conv_dim, sh.conv_kernel, device=DEV).to(dtype)
+    ssm = torch.randn(len(mam), sh.mamba_heads, sh.mamba_head_dim, sh.ssm_state, device=DEV)
+    pos = torch.tensor([1000], device=DEV)
+    ms = graph_ms(lambda: [ops.mamba_mix(zx, ring[i], ssm[i], m, sh, pos, y) for i, m in enumerate(mam)] and None)
+    summary.append(f"mamba_mix x{len(mam)}: {ms * 1000:.1f} us ({ms * 1000 / len(mam):.1f} us each)")
+    ms = graph_ms(lambda: [ops.route(router, e.router_bias, sh, idx, wts) for e in moe] and None)
+    summary.append(f"route x{len(moe)}: {ms * 1000:.1f} us ({ms * 1000 / len(moe):.1f} us each)")
+    attn_out = torch.empty_like(q)
+    for length in (1024, 32768):
+        p = torch.tensor([length - 1], device=DEV)
+        ms = graph_ms(lambda p=p: [ops.attention(q, keys, keys, p, attn_out) for _ in att] and None)
+        summary.append(f"attention x{len(att)} @{length}: {ms * 1000:.1f} us ({ms * 1000 / len(att):.1f} us each)")
+    for line in summary:
+        log(f"sweep best: {line}")
+    return best
+
+
+# -- step ------------------------------------------------------------------------------------------
+
+
+def step_ms(dec: FastDecoder, reps: int = 50) -> float:
+    graph = dec.graphs["step"]
+    times = []
+    for _ in range(5):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(reps):
+            graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / reps)
+    return statistics.median(times)
+
+
+def loop_tok_s(dec: FastDecoder, n: int = 64) -> float:
+    token = dec.greedy()
+    sync()
+    start = time.perf_counter()
+    for _ in range(n):
+        dec.step(token)
+        token = dec.greedy()
+    return n / (time.perf_counter() - start)
+
+
+def versus_transformers(model: Any, dec: FastDecoder, prompt: list[int], steps: int) -> None:
+    """Greedy from the same prompt: our prefill + steps against transformers' forward with its cache."""
+    from transformers import DynamicCache
+
+    from engine.backends.torch_backend import _forward_params
+
+    kw = "cache" if "cache" in _forward_params(model) else "past_key_values"
+    cache = DynamicCache(config=model.config)
+    dec.reset()
+    dec.feed(prompt)
+    errs, agree = [], 0
+    with torch.inference_mode():
+        ids = torch.tensor([prompt], device=DEV)
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{kw: cache})
+        errs.append(rel(dec.work.logits, out.logits[0, -1]))
+        for _ in range(steps):
+            ours = dec.greedy()
+            theirs = int(out.logits[0, -1].argmax())
+            agree += ours == theirs
+            dec.feed([theirs])
+            out = model(input_ids=torch.tensor([[theirs]], device=DEV), use_cache=True, logits_to_keep=1,
+                        **{kw: cache})
+            errs.append(rel(dec.work.logits, out.logits[0, -1]))
+    log(f"vs transformers ({len(prompt)}-token prompt, {steps} steps fed transformers' greedy tokens): "
+        f"greedy agreement {agree}/{steps}; logits rel err prefill {errs[0]:.2e}, steps median "
+        f"{statistics.median(errs[1:]):.2e}, max {max(errs[1:]):.2e}")
+
+
+def profile_replays(dec: FastDecoder) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    graph = dec.graphs["step"]
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            graph.replay()
+        sync()
+    events = prof.key_averages()
+    total = sum(e.self_device_time_total for e in events) / 5
+    log(f"profile of 5 replays: {total / 1000:.3f} ms of kernel time per step")
+    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:14]:
+        log(f"  {e.key[:60]:<60} {e.count // 5:>4} per step  {e.self_device_time_total / 5 / 1000:7.3f} ms per step")
+
+
+def step(model: Any, dtype: Any, out: Path) -> None:
+    from engine.backends.torch_backend import _attention_backends
+
+    context = _attention_backends(torch) if CUDA else __import__("contextlib").nullcontext
+    before = torch.cuda.memory_allocated() if CUDA else 0
+    start = time.perf_counter()
+    dec = FastDecoder(torch, model, N_CTX, kernels="triton" if CUDA else "torch", prefill_chunk=8192,
+                      attention_context=context)
+    log(f"decoder ready in {time.perf_counter() - start:.1f} s (prepare {dec.prepare_s:.1f} s; kernels already "
+        f"compiled in this process by check/sweep); static state {dec.state.nbytes() / GiB:.2f} GiB at n_ctx {N_CTX}; "
+        f"VRAM +{((torch.cuda.memory_allocated() if CUDA else 0) - before) / GiB:.2f} GiB")
+    vocab = dec.weights.shapes.vocab
+    gen = torch.Generator().manual_seed(1)
+    versus_transformers(model, dec, torch.randint(100, vocab, (1024 if CUDA else 40,), generator=gen).tolist(),
+                        16 if CUDA else 8)
+    if not CUDA:
+        return
+    for depth in (1024, 32768):
+        dec.reset()
+        prompt = torch.randint(100, vocab, (depth,), generator=gen).tolist()
+        sync()
+        start = time.perf_counter()
+        dec.feed(prompt)
+        token = dec.greedy()
+        ttft = time.perf_counter() - start
+        ms = step_ms(dec)
+        tps = loop_tok_s(dec)
+        log(f"depth {depth}: prefill+first token {ttft * 1000:.0f} ms; replayed step {ms:.3f} ms "
+            f"({1000 / ms:.0f} tok/s, {1000 / ms / 662:.0%} of the 662 ceiling); step+greedy loop {tps:.0f} tok/s")
+        del token
+        if depth == 1024:
+            profile_replays(dec)
+            try:
+                ms_ref = graph_ms(lambda: decode_step(TorchOps(torch), dec.weights, dec.state, dec.work), reps=5)
+                log(f"the same step with the torch reference ops, graphed: {ms_ref:.2f} ms ({1000 / ms_ref:.0f} tok/s)")
+            except Exception as exc:
+                log(f"torch reference step in a graph failed: {type(exc).__name__}: {str(exc)[:200]}")
+    log(f"peak VRAM {torch.cuda.max_memory_allocated() / GiB:.1f} GiB")
+    dec.close()
+
+
+def prepare_times(out: Path) -> None:
+    """The decoder's preparation (compile + capture) in a fresh process: empty kernel cache, then warm."""
+    cache = Path("/tmp/fast-triton-cache")  # not under OUT_DIR: only figures go back
+    env = dict(os.environ, TRITON_CACHE_DIR=str(cache))
+    code = ("import time, torch; from tests.gpu.fast_h200 import build_model, prepare_child; "
+            "prepare_child()")
+    for label in ("cold (empty kernel cache)", "cached (second load)"):
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
+        lines = [line for line in result.stdout.splitlines() if line.startswith("prepare")]
+        seen = lines[-1] if lines else result.stderr[-800:]
+        log(f"prepare {label}: {seen} (process {time.perf_counter() - start:.0f} s)")
+
+
+def prepare_child() -> None:
+    model = build_model(real_config(), torch.bfloat16)
+    from engine.backends.torch_backend import _attention_backends
+
+    apply_tiles()
+    dec = FastDecoder(torch, model, N_CTX, kernels="triton", prefill_chunk=8192,
+                      attention_context=_attention_backends(torch))
+    print(f"prepare {dec.prepare_s:.1f} s", flush=True)
+
+
+TILES_FILE = Path(os.environ.get("FAST_TILES", "/tmp/fast-tiles.json"))
+
+
+def apply_tiles() -> None:
+    if TILES_FILE.is_file():
+        for site, (bn, bk, warps) in json.loads(TILES_FILE.read_text()).items():
+            kernel_module.DEFAULT_TILES[site] = kernel_module.Tile(bn, bk, warps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--only", default="check,sweep,step")
+    parser.add_argument("--tiny", action="store_true")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(","))
+    log(f"GPU: {torch.cuda.get_device_name(0) if CUDA else 'none'}, torch {torch.__version__}, "
+        f"transformers {__import__('transformers').__version__}, triton {__import__('triton').__version__}")
+    dtype = torch.float32 if args.tiny else torch.bfloat16
+    start = time.perf_counter()
+    model = build_model(tiny_config() if args.tiny else real_config(), dtype)
+    log(f"built the model in {time.perf_counter() - start:.1f} s: "
+        f"{sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters")
+    if "check" in only:
+        with torch.inference_mode():
+            check(model, dtype)
+    if "sweep" in only and CUDA:
+        best = sweep(model, dtype)
+        TILES_FILE.write_text(json.dumps({k: [t.block_n, t.block_k, t.warps] for k, t in best.items()}))
+        (args.out / "tiles.json").write_text(TILES_FILE.read_text())
+    apply_tiles()
+    if "step" in only:
+        step(model, dtype, args.out)
+    if "prepare" in only and CUDA:
+        del model
+        torch.cuda.empty_cache()
+        prepare_times(args.out)
+
+
+if __name__ == "__main__":
+    main()
