@@ -447,21 +447,35 @@ def main() -> None:
     model = build_model(tiny_config() if args.tiny else real_config(), dtype)
     log(f"built the model in {time.perf_counter() - start:.1f} s: "
         f"{sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters")
-    if "check" in only:
-        with torch.inference_mode():
-            check(model, dtype)
-    if "sweep" in only and CUDA:
-        best = sweep(model, dtype)
-        TILES_FILE.write_text(json.dumps({k: [t.block_n, t.block_k, t.warps] for k, t in best.items()}))
-        (args.out / "tiles.json").write_text(TILES_FILE.read_text())
-    apply_tiles()
-    if "step" in only:
-        step(model, dtype, args.out)
+    sections: list[tuple[str, Callable[[], Any]]] = [
+        ("check", lambda: check(model, dtype)),
+        ("sweep", lambda: save_tiles(sweep(model, dtype), args.out) if CUDA else None),
+        ("step", lambda: (apply_tiles(), step(model, dtype, args.out))),
+    ]
+    for name, run in sections:
+        if name in only:
+            run_section(name, run)
     if "prepare" in only and CUDA:
-        del model
+        del model, sections
         torch.cuda.empty_cache()
-        prepare_times(args.out)
+        run_section("prepare", lambda: prepare_times(args.out))
 
+
+def run_section(name: str, run: Callable[[], Any]) -> None:
+    import traceback
+
+    start = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            run()
+    except Exception:
+        log(f"section {name} FAILED:\n{traceback.format_exc()[-3000:]}")
+    log(f"section {name}: {time.perf_counter() - start:.1f} s")
+
+
+def save_tiles(best: dict[str, kernel_module.Tile], out: Path) -> None:
+    TILES_FILE.write_text(json.dumps({k: [t.block_n, t.block_k, t.warps] for k, t in best.items()}))
+    (out / "tiles.json").write_text(TILES_FILE.read_text())
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,8 @@ best score plus log(min_p). Tokens at or above the highest threshold are then dr
 over the whole vocabulary with a uniform number from the request's seeded `random.Random`, so the
 graph holds no generator. When a threshold lies beyond the 1,024 candidates (top_k > 1,024, or a
 nucleus wider than them), the result says so and the exact eager chain runs instead. Greedy is
-argmax, in the step.
+argmax, in the step. One difference, at ties only: a threshold keeps every token tied with the last
+one top-p keeps, where the eager chain keeps whichever of them its sort happened to put first.
 """
 
 from __future__ import annotations
