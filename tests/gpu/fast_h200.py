@@ -196,14 +196,14 @@ def graph_ms(body: Callable[[], None], reps: int = 20) -> float:
 
 
 SWEEP = {
-    "in_proj": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (32, 128, 4), (32, 256, 8), (4, 512, 4)],
-    "lm_head": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (32, 256, 8), (64, 128, 8)],
-    "router": [(2, 512, 4), (4, 256, 4), (8, 256, 4), (8, 512, 8), (16, 256, 4)],
-    "qkv": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (4, 512, 4)],
-    "o_proj": [(4, 512, 4), (8, 256, 4), (8, 512, 8), (16, 256, 4), (2, 1024, 4)],
-    "out_proj": [(2, 0, 4), (4, 0, 4), (8, 0, 4), (8, 0, 8), (16, 0, 8)],
-    "up": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (32, 128, 4), (4, 512, 4)],
-    "down": [(2, 512, 4), (4, 256, 4), (8, 256, 4), (8, 512, 8), (16, 256, 4), (4, 512, 4)],
+    "in_proj": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (32, 128, 4)],
+    "lm_head": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (64, 128, 8)],
+    "router": [(2, 512, 4), (4, 256, 4), (8, 256, 4)],
+    "qkv": [(8, 256, 4), (16, 256, 4), (16, 512, 8)],
+    "o_proj": [(4, 512, 4), (8, 256, 4), (8, 512, 8), (16, 256, 4)],
+    "out_proj": [(4, 0, 4), (8, 0, 4), (8, 0, 8), (16, 0, 8)],
+    "up": [(8, 256, 4), (16, 256, 4), (16, 512, 8), (32, 128, 4)],
+    "down": [(2, 512, 4), (4, 256, 4), (8, 256, 4), (8, 512, 8), (16, 256, 4)],
 }
 
 
@@ -423,6 +423,133 @@ def prepare_child() -> None:
     print(f"prepare {dec.prepare_s:.1f} s", flush=True)
 
 
+# -- product --------------------------------------------------------------------------------------
+
+
+def product(out: Path) -> None:
+    """The product's own path on a written folder: load, three decode paths side by side, chat, unload."""
+    from engine.api import (
+        ContentDelta,
+        GenerationRequest,
+        LoadProgress,
+        Message,
+        ModelInfo,
+        ReasoningDelta,
+        ReasoningEnded,
+        SamplingParams,
+        Usage,
+    )
+    from engine.backends.torch_backend import TorchBackend, TorchLoadOptions
+    from engine.bench import run_engine_loop, run_plain_generate, synthetic_prompt
+    from engine.session import EngineSession, LoadSpec
+    from tests.gpu.torch_h200 import write_folder
+
+    folder = Path("/dev/shm/nemotron-bf16")
+    write_folder(folder)
+    session = EngineSession()
+    before = int(torch.cuda.mem_get_info()[0])
+    start = time.perf_counter()
+    stages: list[str] = []
+    for event in session.load(LoadSpec(str(folder), torch=TorchLoadOptions(n_ctx=N_CTX))):
+        if isinstance(event, LoadProgress) and (not stages or stages[-1] != event.stage.split(":")[0]):
+            stages.append(event.stage.split(":")[0])
+        elif isinstance(event, ModelInfo):
+            log(f"loaded: {event.device}; {event.kernels}; notes {event.notes}")
+    log(f"load {time.perf_counter() - start:.1f} s, VRAM +{(before - int(torch.cuda.mem_get_info()[0])) / GiB:.1f} GiB;"
+        f" stages: {' > '.join(stages)}")
+    backend = session.backend
+    assert isinstance(backend, TorchBackend) and backend._fast is not None
+    fast = backend._fast
+    rows = []
+    for depth in (1024, 8192, 32768):
+        prompt = synthetic_prompt(backend, depth)
+        figures = {}
+        for name in ("fast path", "eager path", "plain generate()"):
+            gen = 128 if name == "fast path" else 24
+            if name == "eager path":
+                backend._fast = None  # today's path on the same loaded model
+            try:
+                if depth == 1024:  # one untimed run each: first-use costs stay out of the figures
+                    (run_plain_generate if name.startswith("plain") else run_engine_loop)(backend, prompt[:64], 4)
+                run = run_plain_generate if name.startswith("plain") else run_engine_loop
+                torch.cuda.reset_peak_memory_stats()
+                f = run(backend, prompt, gen)
+                figures[name] = f
+                rows.append(f"| {depth:,} | {name} | {f.time_to_first_token_s * 1000:.0f} | "
+                            f"{f.decode_tokens_per_s:.1f} | {torch.cuda.max_memory_allocated() / GiB:.1f} |")
+                log(f"depth {depth} {name}: TTFT {f.time_to_first_token_s * 1000:.0f} ms, decode "
+                    f"{f.decode_tokens_per_s:.1f} tok/s, peak {torch.cuda.max_memory_allocated() / GiB:.1f} GiB")
+            except Exception as exc:
+                log(f"depth {depth} {name}: failed {type(exc).__name__}: {str(exc)[:300]}")
+            finally:
+                backend._fast = fast
+                backend.reset()
+    log("| prompt | path | TTFT ms | decode tok/s | peak GiB |")
+    for row in rows:
+        log(row)
+    request = GenerationRequest((Message("user", "Why is the sky blue?"),), reasoning_budget=64,
+                                sampling=SamplingParams(temperature=1.0, top_p=0.95, seed=3, max_tokens=256))
+    counts = {"reasoning": 0, "answer": 0}
+    ended = usage = None
+    for event in session.generate(request):
+        if isinstance(event, ReasoningDelta):
+            counts["reasoning"] += 1
+        elif isinstance(event, ContentDelta):
+            counts["answer"] += 1
+        elif isinstance(event, ReasoningEnded):
+            ended = event
+        elif isinstance(event, Usage):
+            usage = event
+    if ended is not None and usage is not None:
+        log(f"chat, budget 64, top_p 0.95: reasoning ended by budget={ended.by_budget} after "
+            f"{ended.reasoning_tokens} tokens; {usage.answer_tokens} answer tokens; deltas {counts}; TTFT "
+            f"{usage.time_to_first_token_s * 1000:.0f} ms; decode {usage.decode_tokens_per_s:.1f} tok/s")
+    backend.reset()
+    backend.feed(synthetic_prompt(backend, 4096))
+    sync()
+    start = time.perf_counter()
+    snap = backend.snapshot()
+    sync()
+    taken = time.perf_counter() - start
+    start = time.perf_counter()
+    backend.restore(snap, list(backend.tokens))
+    sync()
+    log(f"snapshot at 4,096 tokens: {snap.nbytes() / 2**20:.0f} MiB, save {taken * 1000:.1f} ms, "  # type: ignore[attr-defined]
+        f"restore {(time.perf_counter() - start) * 1000:.1f} ms")
+    del snap, fast, backend
+    session.unload()
+    import gc
+
+    gc.collect()
+    torch.cuda.empty_cache()
+    log(f"after unload: {torch.cuda.memory_allocated() / GiB:.2f} GiB allocated, "
+        f"{(before - int(torch.cuda.mem_get_info()[0])) / GiB:.2f} GiB less free than before the load")
+    cli_chat(folder)
+
+
+CLI_KEYS = ("event", "kernels", "by_budget", "reasoning_tokens", "answer_tokens", "decode_tokens_per_s",
+            "time_to_first_token_s", "reason", "message")
+
+
+def cli_chat(folder: Path) -> None:
+    """`nemotron-desk chat` through the worker process, with a budget, streamed as JSON events."""
+    command = [sys.executable, "-m", "app.cli.main", "chat", "-m", str(folder), "--ctx", "16384", "-p",
+               "Why is the sky blue?", "--budget", "32", "--max-tokens", "120", "--seed", "3", "--json"]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=200)
+    kinds: dict[str, int] = {}
+    for line in result.stdout.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        kinds[event["event"]] = kinds.get(event["event"], 0) + 1
+        if event["event"] in ("ModelInfo", "ReasoningEnded", "Usage", "Finished", "Error"):
+            log(f"cli: { {k: v for k, v in event.items() if k in CLI_KEYS} }")
+    log(f"cli chat through the worker: rc {result.returncode}, {time.perf_counter() - start:.0f} s, events {kinds}"
+        f"{'' if result.returncode == 0 else ' ' + result.stderr[-1500:]}")
+
+
 TILES_FILE = Path(os.environ.get("FAST_TILES", "/tmp/fast-tiles.json"))
 
 
@@ -455,11 +582,13 @@ def main() -> None:
     for name, run in sections:
         if name in only:
             run_section(name, run)
-    if "prepare" in only and CUDA:
+    if CUDA and only & {"product", "prepare"}:
         del model, sections
         torch.cuda.empty_cache()
+    if "product" in only and CUDA:
+        run_section("product", lambda: product(args.out))
+    if "prepare" in only and CUDA:
         run_section("prepare", lambda: prepare_times(args.out))
-
 
 def run_section(name: str, run: Callable[[], Any]) -> None:
     import traceback

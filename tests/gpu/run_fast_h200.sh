@@ -6,5 +6,5 @@ set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 date -u; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader
 python3 -c 'import torch, triton, transformers; print(torch.__version__, triton.__version__, transformers.__version__)'
-timeout "${FAST_RUN_S:-540}" python3 -m tests.gpu.fast_h200 "${OUT:-/tmp/out}" --only "${1:-check,sweep,step,prepare}" 2>&1 \
+timeout "${FAST_RUN_S:-540}" python3 -m tests.gpu.fast_h200 "${OUT:-/tmp/out}" --only "${1:-check,sweep,step,product,prepare}" 2>&1 \
     | grep -v "^USDT" | tee "${OUT:-/tmp/out}/fast_h200.log"

@@ -210,3 +210,21 @@ def test_cancel_within_one_token(sessions: dict[str, EngineSession]) -> None:
     answer = collect(sessions["fast"].generate(request, CancelAfter(10)))
     assert answer.finish is FinishReason.CANCELLED
     assert answer.usage.completion_tokens == 10
+
+
+def test_a_fast_path_that_cannot_be_prepared_falls_back(tiny_nemotron, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """This machine has no GPU, so the decision is told it found one (the only thing mocked here);
+    preparing the Triton step then really fails, and the backend must run the eager path and say why."""
+    from engine.backends.torch_fast import decision
+
+    monkeypatch.setenv("NEMOTRON_DESK_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(decision, "choose_decode_path",
+                        lambda *args: decision.DecodePath(True, "triton", decision.FAST_LABEL, ""))
+    b = backend(tiny_nemotron, "auto")
+    try:
+        assert b._fast is None
+        assert "preparing the GPU decode step failed" in b.kernels
+        b.feed(prompt_of(b))
+        assert b.sample(b.make_sampler(SamplingParams(temperature=0.0))) >= 0
+    finally:
+        b.close()
