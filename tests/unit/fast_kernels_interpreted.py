@@ -93,6 +93,11 @@ def kernels() -> None:
         ref.gated_gemv_residual(y1, zx[:sh.inner], mw.gate_norm, sh.eps, sh.n_groups, mw.out_proj, h1)
         tri.gated_gemv_residual(y1, zx[:sh.inner], mw.gate_norm, sh.eps, sh.n_groups, mw.out_proj, h2)
         check(f"gated_gemv_residual @{p}", h2 - h, h1 - h)
+        tri.variants["out_proj"] = "split"
+        h3 = h.clone()
+        tri.gated_gemv_residual(y1, zx[:sh.inner], mw.gate_norm, sh.eps, sh.n_groups, mw.out_proj, h3)
+        tri.variants["out_proj"] = "fused"
+        check(f"gated_gemv_residual, split @{p}", h3 - h, h1 - h)
 
     x, w_o = r(sh.q_heads * sh.head_dim), r(sh.hidden, sh.q_heads * sh.head_dim, scale=0.1)
     h1, h2 = h.clone(), h.clone()
@@ -122,6 +127,10 @@ def kernels() -> None:
     ref.experts_down(u1, ew, sh, i1, w1, h1)
     tri.experts_down(u1, ew, sh, i1, w1, h2)
     check("experts_down", h2 - h, h1 - h)
+    tri.variants["down"] = "split"
+    h3 = h.clone()
+    tri.experts_down(u1, ew, sh, i1, w1, h3)
+    check("experts_down, split", h3 - h, h1 - h)
 
 
 def whole_step(folder: Path) -> None:

@@ -48,7 +48,7 @@ class FastDecoder:
             use_compile_cache()
             from engine.backends.torch_fast.kernels import TritonOps
 
-            self.ops: Any = TritonOps(torch, shapes, n_ctx, device)
+            self.ops: Any = TritonOps(torch, shapes, n_ctx, device, dtype)
             self._capture()
             self.prepare_s = time.perf_counter() - start
         else:

@@ -280,6 +280,57 @@ def _experts_down_kernel(up_ptr, down_ptr, shared_ptr, idx_ptr, w_ptr, h_ptr, H,
     tl.store(h_ptr + rows, (h + out).to(dt), mask=rmask)
 
 
+@triton.jit
+def _experts_down_part_kernel(up_ptr, down_ptr, shared_ptr, idx_ptr, part_ptr, H, F, stride_e, stride_h, stride_s,
+                              TOPK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """One slot's down rows (a chosen expert, or a slice of the shared expert) into part[slot] in float32."""
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    slot = tl.program_id(1)
+    rmask = rows < H
+    if slot < TOPK:
+        expert = tl.load(idx_ptr + slot)
+        part = _rows_dot(up_ptr + slot * F, up_ptr, 1.0, down_ptr + expert * stride_e, stride_h, rows, rmask, F,
+                         False, BLOCK_N, BLOCK_K)
+    else:
+        part = _rows_dot(up_ptr + slot * F, up_ptr, 1.0, shared_ptr + (slot - TOPK) * F, stride_s, rows, rmask, F,
+                         False, BLOCK_N, BLOCK_K)
+    tl.store(part_ptr + slot * H + rows, part, mask=rmask)
+
+
+@triton.jit
+def _experts_down_finish_kernel(part_ptr, w_ptr, h_ptr, H, TOPK: tl.constexpr, SLOTS: tl.constexpr,
+                                BLOCK: tl.constexpr):
+    """h += the weighted routed parts + the shared parts, with _experts_down_kernel's roundings."""
+    rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    rmask = rows < H
+    dt = h_ptr.dtype.element_ty
+    routed = tl.zeros([BLOCK], dtype=tl.float32)
+    for i in tl.static_range(TOPK):
+        part = tl.load(part_ptr + i * H + rows, mask=rmask, other=0.0)
+        routed += tl.load(w_ptr + i) * part.to(dt).to(tl.float32)
+    shared = tl.zeros([BLOCK], dtype=tl.float32)
+    for j in tl.static_range(SLOTS):
+        shared += tl.load(part_ptr + (TOPK + j) * H + rows, mask=rmask, other=0.0)
+    out = (routed.to(dt).to(tl.float32) + shared.to(dt).to(tl.float32)).to(dt).to(tl.float32)
+    h = tl.load(h_ptr + rows, mask=rmask, other=0.0).to(tl.float32)
+    tl.store(h_ptr + rows, (h + out).to(dt), mask=rmask)
+
+
+@triton.jit
+def _gate_norm_kernel(y_ptr, z_ptr, nw_ptr, out_ptr, eps, GS, BLOCK_G: tl.constexpr):
+    """One group of NemotronHRMSNormGated: out = weight * rmsnorm(y * silu(z)) in the model dtype."""
+    g = tl.program_id(0)
+    j = tl.arange(0, BLOCK_G)
+    jmask = j < GS
+    cols = g * GS + j
+    dt = out_ptr.dtype.element_ty
+    zv = tl.load(z_ptr + cols, mask=jmask, other=0.0).to(tl.float32)
+    gv = tl.load(y_ptr + cols, mask=jmask, other=0.0) * (zv * tl.sigmoid(zv))
+    rstd = 1.0 / tl.sqrt(tl.sum(gv * gv, axis=0) / GS + eps)
+    nw = tl.load(nw_ptr + cols, mask=jmask, other=0.0).to(tl.float32)
+    tl.store(out_ptr + cols, (nw * (gv * rstd).to(dt).to(tl.float32)).to(dt), mask=jmask)
+
+
 @dataclass(frozen=True)
 class Tile:
     """One launch configuration: rows per program, columns per loop step, warps."""
@@ -296,6 +347,10 @@ DEFAULT_TILES: dict[str, Tile] = {
 }
 
 
+#: Per call site that has two forms; tests/gpu/fast_h200.py measures both.
+DEFAULT_VARIANTS: dict[str, str] = {"down": "fused", "out_proj": "fused"}
+
+
 def _pow2(n: int) -> int:
     return int(triton.next_power_of_2(max(1, n)))
 
@@ -303,7 +358,7 @@ def _pow2(n: int) -> int:
 class TritonOps:
     name = "triton"
 
-    def __init__(self, torch: Any, shapes: ModelShapes, n_ctx: int, device: Any,
+    def __init__(self, torch: Any, shapes: ModelShapes, n_ctx: int, device: Any, dtype: Any = None,
                  tiles: dict[str, Tile] | None = None) -> None:
         self.torch = torch
         self.shapes = shapes
@@ -312,6 +367,12 @@ class TritonOps:
         self.part_acc = torch.zeros((chunks, shapes.q_heads, shapes.head_dim), dtype=torch.float32, device=device)
         self.part_ml = torch.zeros((chunks, shapes.q_heads, 2), dtype=torch.float32, device=device)
         self._block_x = _pow2(shapes.hidden)
+        #: "fused" (one kernel per call site) or "split" (down: one program per slot and row block, then
+        #: a small kernel that adds the parts; out_proj: the gated norm once, then a plain GEMV).
+        self.variants = dict(DEFAULT_VARIANTS)
+        self.down_parts = torch.zeros((shapes.top_k + shapes.n_shared_slots, shapes.hidden), dtype=torch.float32,
+                                      device=device)
+        self.gated = torch.zeros(shapes.inner, dtype=dtype or torch.float32, device=device)
 
     def _grid(self, n: int, site: str) -> tuple[int]:
         return (triton.cdiv(n, self.tiles[site].block_n),)
@@ -360,6 +421,14 @@ class TritonOps:
                             h: Any) -> None:
         n, k = weight.shape
         t = self.tiles["out_proj"]
+        if self.variants["out_proj"] == "split":
+            gated = self.gated
+            _gate_norm_kernel[(groups,)](y, z, norm_w, gated, eps, k // groups, BLOCK_G=_pow2(k // groups),
+                                         num_warps=4)
+            _gemv_kernel[self._grid(n, "out_proj")](gated, gated, weight, h, n, k, weight.stride(0), 0.0, NORM=False,
+                                                    RESIDUAL=True, BLOCK_N=t.block_n, BLOCK_K=t.block_k or 512,
+                                                    BLOCK_X=16, num_warps=t.warps)
+            return
         _gated_gemv_kernel[self._grid(n, "out_proj")](y, z, norm_w, weight, h, n, weight.stride(0), eps, groups,
                                                       k // groups, BLOCK_N=t.block_n, BLOCK_G=_pow2(k // groups),
                                                       num_warps=t.warps)
@@ -386,6 +455,17 @@ class TritonOps:
 
     def experts_down(self, up: Any, w: MoEWeights, shapes: ModelShapes, idx: Any, weights: Any, h: Any) -> None:
         t = self.tiles["down"]
+        if self.variants["down"] == "split":
+            slots = shapes.top_k + shapes.n_shared_slots
+            grid = (triton.cdiv(shapes.hidden, t.block_n), slots)
+            _experts_down_part_kernel[grid](up, w.down, w.shared_down, idx, self.down_parts, shapes.hidden,
+                                            shapes.expert_ff, w.down.stride(0), w.down.stride(1),
+                                            w.shared_down.stride(0), TOPK=shapes.top_k, BLOCK_N=t.block_n,
+                                            BLOCK_K=t.block_k, num_warps=t.warps)
+            _experts_down_finish_kernel[(triton.cdiv(shapes.hidden, 1024),)](
+                self.down_parts, weights, h, shapes.hidden, TOPK=shapes.top_k, SLOTS=shapes.n_shared_slots,
+                BLOCK=1024, num_warps=4)
+            return
         _experts_down_kernel[self._grid(shapes.hidden, "down")](
             up, w.down, w.shared_down, idx, weights, h, shapes.hidden, shapes.expert_ff, w.down.stride(0),
             w.down.stride(1), w.shared_down.stride(0), TOPK=shapes.top_k, SLOTS=shapes.n_shared_slots,
