@@ -428,6 +428,17 @@ def ttft_pair(model: Any, dec: FastDecoder, prompt: list[int], reps: int = 3) ->
         f"transformers forward {[round(t * 1000) for t in theirs]} ms")
 
 
+def ttft(model: Any) -> None:
+    from engine.backends.torch_backend import _attention_backends
+
+    dec = FastDecoder(torch, model, N_CTX, kernels="triton", prefill_chunk=8192,
+                      attention_context=_attention_backends(torch))
+    gen = torch.Generator().manual_seed(3)
+    for depth in (1024, 8192):
+        ttft_pair(model, dec, torch.randint(100, 131000, (depth,), generator=gen).tolist())
+    dec.close()
+
+
 def profile_replays(dec: FastDecoder) -> None:
     from torch.profiler import ProfilerActivity, profile
 
@@ -701,12 +712,13 @@ def main() -> None:
     dtype = torch.float32 if args.tiny else torch.bfloat16
     start = time.perf_counter()
     model = None
-    if only & {"check", "sweep", "step"}:
+    if only & {"check", "sweep", "step", "ttft"}:
         model = build_model(tiny_config() if args.tiny else real_config(), dtype)
         condition_weights(model)
         log(f"built the model in {time.perf_counter() - start:.1f} s: "
             f"{sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters")
     sections: list[tuple[str, Callable[[], Any]]] = [
+        ("ttft", lambda: ttft(model)),
         ("check", lambda: check(model, dtype)),
         ("sweep", lambda: save_tiles(sweep(model, dtype), args.out) if CUDA else None),
         ("step", lambda: (apply_tiles(), step(model, dtype, args.out))),

@@ -340,15 +340,21 @@ class Tile:
     warps: int = 4
 
 
-#: Per call site; tests/gpu/fast_h200.py sweeps the alternatives on the device.
+#: Per call site, the fastest of tests/gpu/fast_h200.py's sweep on one H200 (2026-12-01, run 2: time for
+#: all of a step's calls of that site inside a CUDA graph, weights rotating through the layers):
 DEFAULT_TILES: dict[str, Tile] = {
-    "in_proj": Tile(16, 256), "router": Tile(8, 256), "lm_head": Tile(16, 256), "qkv": Tile(16, 256),
-    "o_proj": Tile(8, 256), "out_proj": Tile(8, 0), "up": Tile(16, 256), "down": Tile(8, 256),
+    "in_proj": Tile(4, 512),  # 23 calls 456 us, 2.80 TB/s (8x256: 466 us; cuBLAS, no norm: 385 us)
+    "router": Tile(2, 4096, 8),  # 23 calls 61 us (2x512: 95 us): latency, not bytes
+    "lm_head": Tile(4, 512),  # 184 us, 3.82 TB/s (8x256: 198 us; cuBLAS, no norm: 164 us)
+    "qkv": Tile(4, 1024),  # 6 calls 65 us, 2.28 TB/s (8x256: 95 us)
+    "o_proj": Tile(2, 1024),  # 6 calls 49 us, 2.70 TB/s (4x512: 57 us)
+    "out_proj": Tile(2, 1024),  # split: 23 calls 230 us, 2.21 TB/s (fused 4 rows: 325 us)
+    "up": Tile(4, 512),  # 23 calls 618 us, 2.97 TB/s (8x256: 728 us)
+    "down": Tile(2, 2048),  # fused: 23 calls 681 us, 2.70 TB/s (split 2x2048: 684 us; run 1's 8x512: 925 us)
 }
 
-
-#: Per call site that has two forms; tests/gpu/fast_h200.py measures both.
-DEFAULT_VARIANTS: dict[str, str] = {"down": "fused", "out_proj": "fused"}
+#: Per call site that has two forms, the faster on the same run.
+DEFAULT_VARIANTS: dict[str, str] = {"down": "fused", "out_proj": "split"}
 
 
 def _pow2(n: int) -> int:

@@ -41,15 +41,16 @@ def _mamba(torch: Any, mixer: Any, x: Any, conv: Any, ssm: Any, start: int) -> A
     inner, cd, heads = mixer.intermediate_size, mixer.conv_dim, mixer.num_heads
     groups, state_size, kc = mixer.n_groups, mixer.ssm_state_size, mixer.conv_kernel_size
     z, xbc, dt = mixer.in_proj(x).split([inner, cd, heads], dim=-1)
-    # The causal conv sees the kc-1 inputs before `start` (zeros before the sequence began).
-    past = conv[:, [(start - kc + 1 + j) % kc for j in range(kc - 1)]]
+    # The causal conv sees the kc-1 inputs before `start` (zeros before the sequence began). Indices
+    # are made on the device: a small tensor copied from the host would wait for the GPU each layer.
+    device = conv.device
+    past = conv.index_select(1, torch.remainder(torch.arange(start - kc + 1, start, device=device), kc))
     inputs = torch.cat([past, xbc[0].transpose(0, 1).to(conv.dtype)], dim=1)
     weight = mixer.conv1d.weight
     conv_out = F.conv1d(inputs[None].to(weight.dtype), weight, mixer.conv1d.bias, groups=cd)
     xbc = F.silu(conv_out).transpose(1, 2).to(x.dtype)
-    keep = range(max(start, start + n - kc), start + n)
-    slots = torch.tensor([p % kc for p in keep], dtype=torch.long, device=conv.device)
-    conv.index_copy_(1, slots, inputs[:, [p - start + kc - 1 for p in keep]])
+    keep = torch.arange(max(start, start + n - kc), start + n, device=device)  # the last inputs, into the ring
+    conv.index_copy_(1, torch.remainder(keep, kc), inputs.index_select(1, keep - start + kc - 1))
 
     hs, b, c = xbc.split([inner, groups * state_size, groups * state_size], dim=-1)
     scan = sys.modules[type(mixer).__module__].mamba2_chunk_scan  # transformers own chunked scan
