@@ -7,6 +7,10 @@ layers. Prefill goes in chunks; decode feeds one token; the budget's closing tok
 same cache. A snapshot is a device-side copy of that cache (tens of MiB for Nemotron: the Mamba
 state is fixed-size and only six layers hold K/V), restored by copying it back.
 
+On one CUDA GPU with Triton the decode runs on the fast path instead (engine/backends/torch_fast:
+a static state and a hand-written step replayed from a CUDA graph); this module then delegates feed,
+sampling and snapshots to it, and the eager code below is the fallback.
+
 CUDA in bfloat16 by default; when one GPU is too small the weights spread over several GPUs or
 spill to CPU memory through `device_map`, with a warning about speed. CPU in float32 for tests.
 Heavy imports (torch, transformers) happen on load, so the rest of the engine never pays for them.
