@@ -25,14 +25,18 @@ import os
 import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.api import LoadProgress, SamplingParams
 from engine.backends.base import Sampler, SequenceMixin
 from engine.errors import ModelLoadError, OutOfMemory
 from engine.hf_folder import HfFolder, layer_kinds
+
+if TYPE_CHECKING:
+    from engine.backends.torch_fast.decision import DecodePath
+    from engine.backends.torch_fast.decoder import FastDecoder
 
 GiB = 2**30
 
@@ -250,12 +254,12 @@ class TorchBackend(SequenceMixin):
         self._cache: Any = None
         self._tokens: list[int] = []
         self._logits: Any = None
-        self._fast: Any = None
+        self._fast: FastDecoder | None = None
         self.decode_path = self._prepare_fast_path(meter)
         mamba, decode = self.kernels, self.decode_path.label
         self.kernels = f"{decode}; prefill: {mamba}" if self._fast else f"{mamba}; {decode}"
 
-    def _prepare_fast_path(self, meter: LoadMeter) -> Any:
+    def _prepare_fast_path(self, meter: LoadMeter) -> DecodePath:
         """Choose the decode path; on the fast one, build the static state and capture the step."""
         from engine.backends.torch_fast.decision import capture_failed, choose_decode_path, triton_available
 
@@ -266,7 +270,8 @@ class TorchBackend(SequenceMixin):
             return path
         from engine.backends.torch_fast.decoder import FastDecoder
 
-        meter.stage = "Preparing the GPU decode step…" if path.kernels == "triton" else meter.stage
+        if path.kernels == "triton":
+            meter.stage = "Preparing the GPU decode step…"
         try:
             self._fast = FastDecoder(torch, self.model, self.n_ctx, kernels=path.kernels,
                                      prefill_chunk=self.options.prefill_chunk,
@@ -278,8 +283,15 @@ class TorchBackend(SequenceMixin):
             torch.cuda.empty_cache()
             return capture_failed(exc)
         if self._fast.prepare_s:
-            return type(path)(path.fast, path.kernels, f"{path.label} (prepared in {self._fast.prepare_s:.1f} s)", "")
+            return replace(path, label=f"{path.label} (prepared in {self._fast.prepare_s:.1f} s)")
         return path
+
+    @property
+    def decode_note(self) -> str:
+        """What a person should know about the decode path: only that a GPU runs the slow one."""
+        if self.placement.device_type != "cuda" or self._fast is not None:
+            return ""
+        return f"Decoding on the eager path, many times slower: {self.decode_path.reason}."
 
     def _from_pretrained(self, transformers: Any, kwargs: dict[str, Any]) -> Any:
         torch = self._torch
@@ -389,6 +401,7 @@ class TorchBackend(SequenceMixin):
 
     def _feed_fast(self, tokens: Sequence[int]) -> None:
         torch = self._torch
+        assert self._fast is not None
         try:
             self._fast.feed(tokens)
             self._tokens.extend(tokens)
@@ -414,14 +427,17 @@ class TorchBackend(SequenceMixin):
 
     def make_sampler(self, params: SamplingParams) -> Sampler:
         if self._fast is not None:
-            return self._fast.make_sampler(params)  # type: ignore[no-any-return]
+            return self._fast.make_sampler(params)
         return TorchSampler(self._torch, params, self.logits_device)
 
     def sample(self, sampler: Sampler) -> int:
         if self._fast is not None:
             if self._fast.length == 0:
                 raise RuntimeError("sample() before any token was fed")
-            return int(self._fast.sample(sampler))
+            from engine.backends.torch_fast.sampling import FastSampler
+
+            assert isinstance(sampler, FastSampler)
+            return self._fast.sample(sampler)
         assert isinstance(sampler, TorchSampler)
         if self._logits is None:
             raise RuntimeError("sample() before any token was fed")
@@ -445,6 +461,9 @@ class TorchBackend(SequenceMixin):
 
     def restore(self, snapshot: object, tokens: Sequence[int]) -> None:
         if self._fast is not None:
+            from engine.backends.torch_fast.state import StateSnapshot
+
+            assert isinstance(snapshot, StateSnapshot)
             self._fast.restore(snapshot)
             self._tokens = list(tokens)
             return

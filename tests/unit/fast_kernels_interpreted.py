@@ -106,7 +106,8 @@ def kernels() -> None:
     check("gemv_residual", h2 - h, h1 - h)
 
     ew = MoEWeights(nw, r(sh.n_experts, sh.hidden), r(sh.n_experts, scale=0.05),
-                    r(sh.n_experts, sh.expert_ff, sh.hidden, scale=0.1), r(sh.n_experts, sh.hidden, sh.expert_ff, scale=0.1),
+                    r(sh.n_experts, sh.expert_ff, sh.hidden, scale=0.1),
+                    r(sh.n_experts, sh.hidden, sh.expert_ff, scale=0.1),
                     r(sh.shared_ff, sh.hidden, scale=0.1), r(sh.hidden, sh.shared_ff, scale=0.1))
     lg1, lg2 = torch.empty(sh.n_experts), torch.full((sh.n_experts,), float("nan"))
     ref.rms_gemv(h, nw, sh.eps, ew.router, lg1)
