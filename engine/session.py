@@ -155,7 +155,7 @@ class EngineSession:
             has_thinking=self.formatter.supports_thinking,
             device=f"{'CUDA' if placement.device_type == 'cuda' else 'CPU'} {dtype}",
             kernels=f"{backend.kernels}; experts: {backend.experts}",
-            notes=(placement.note,) if placement.note else (),
+            notes=tuple(note for note in (placement.note, backend.decode_note) if note),
         )
 
     def _attach(self, backend: Backend, template: str | None) -> None:
