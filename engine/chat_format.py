@@ -6,9 +6,10 @@ template runs in engine/template_sandbox.py, within a time, size and memory boun
 generation stops its render.
 
 Tokenization keeps the person's text as text: before rendering, every control-token string inside
-message content (`<|im_start|>`, `</think>`, `<tool_call>`, ...) is swapped for a private sentinel;
-after rendering, the markers left are exactly the template's own and become special tokens, while
-the sentinels turn back into their characters and are tokenized as plain text.
+message content, tool definitions and tool calls (`<|im_start|>`, `</think>`, `<tool_call>`, ...),
+in dict keys as in values, is swapped for a private sentinel; after rendering, the markers left are
+exactly the template's own and become special tokens, while the sentinels turn back into their
+characters and are tokenized as plain text.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ class Prompt:
 
 
 class _Protector:
-    """Swaps marker strings in user-supplied text for sentinels, and back."""
+    """Swaps marker strings in user-supplied text for sentinels, and back.
+
+    Dict keys are text too (a tool's parameter names, a tool call's argument names): a template
+    writes them into the prompt as it writes values, so they are protected the same way.
+    """
 
     def __init__(self, markers: Iterable[str]) -> None:
         protected = sorted({m for m in markers if m} | {_SENTINEL_OPEN, _SENTINEL_CLOSE}, key=len, reverse=True)
@@ -56,7 +61,7 @@ class _Protector:
         if isinstance(value, str):
             return self._find.sub(lambda m: f"{_SENTINEL_OPEN}{self._index[m.group(0)]}{_SENTINEL_CLOSE}", value)
         if isinstance(value, Mapping):
-            return {k: self.protect(v) for k, v in value.items()}
+            return {self.protect(k): self.protect(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.protect(v) for v in value]
         return value
