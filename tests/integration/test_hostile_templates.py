@@ -1,5 +1,5 @@
-"""A model file with a hostile chat template, loaded on real llama.cpp: a cancelled generation stops
-its render, a slow one meets the deadline, a broken one is named.
+"""A model file with a hostile chat template, loaded on real llama.cpp: loading costs nothing extra, a
+cancelled generation stops its render, a slow one meets the deadline, a broken one is named.
 
 The files are the tiny Nemotron GGUF with only its template replaced (tests/fixtures/bad_gguf.py).
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.fixtures.bad_gguf import write_variant
 ENDLESS = ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
            "{% for m in messages %}{{ m.content }}{% endfor %}")
 REQUEST = GenerationRequest((Message("user", "Hi"),), sampling=SamplingParams(max_tokens=4, seed=1))
+MB = 2**20
 
 
 def with_template(tmp_path: Path, template: str) -> Path:
@@ -33,6 +35,22 @@ def loaded(path: Path) -> EngineSession:
     events = list(session.load(LoadSpec(str(path), LlamaLoadOptions(n_ctx=256, n_threads=1, n_gpu_layers=0))))
     assert isinstance(events[-1], ModelInfo), events
     return session
+
+
+def test_a_gigabyte_constant_costs_nothing_at_load(tmp_path: Path) -> None:
+    """llama-cpp-python compiled the file's template itself, folding `'A' * 10**9` into 1 GB at load."""
+    path = with_template(tmp_path, "{{ 'A' * 10**9 }}")
+    tracemalloc.start()
+    try:
+        session = loaded(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * MB, f"{peak / MB:.0f} MB while loading"
+    errors = [e for e in session.generate(REQUEST) if isinstance(e, Error)]
+    assert len(errors) == 1 and errors[0].kind == "bad_model"
+    assert "a repeated string of over" in errors[0].message and "standard template" in errors[0].action
+    session.unload()
 
 
 class WatchedFlag:
