@@ -1,10 +1,10 @@
 """What one chat-template render may spend, and how the size of a template's values is measured.
 
 A model's chat template is untrusted code (it comes with the model file, or from a server). The
-sandbox in engine/template_sandbox.py calls into a `RenderBudget` at every loop step, call, filter
-and operator; the budget stops the render when it passes its deadline, when the generation is
-cancelled, when the process has grown by more than the memory allowance, or when one value or the
-output would pass the size limit.
+sandbox in engine/template_sandbox.py ticks a `RenderBudget` at every loop step, call, iterator step
+and large value, and checks every value an expression makes; the budget stops the render when it
+passes its deadline, when the generation is cancelled, when the process has grown by more than the
+memory allowance, or when one value or the output would pass the size limit.
 
 Sizes are "unfolded": a list counts one per element plus what its elements count, however often one
 element is shared. A template can put the same list into another one twice, and that one twice
@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,8 @@ class RenderLimits:
     """The bounds of one render. Real templates render in milliseconds and stay far inside them."""
 
     seconds: float = 10.0
-    #: The most characters (or elements) any one value, and the whole output, may have...
+    #: The most characters (or elements) any one value, and the whole output, may have (never below
+    #: 65,536)...
     size: int = 8 * 2**20
     #: ...raised to this many times the size of the conversation itself, for very long conversations.
     size_per_input: int = 4
@@ -137,20 +139,15 @@ def active_budget() -> RenderBudget:
     return budget
 
 
-class budget_for:
+@contextmanager
+def budget_for(budget: RenderBudget) -> Iterator[RenderBudget]:
     """`with budget_for(budget):` makes `budget` the one the sandbox's hooks on this thread use."""
-
-    def __init__(self, budget: RenderBudget) -> None:
-        self._budget = budget
-        self._previous: RenderBudget | None = None
-
-    def __enter__(self) -> RenderBudget:
-        self._previous = _active.budget
-        _active.budget = self._budget
-        return self._budget
-
-    def __exit__(self, *exc: object) -> None:
-        _active.budget = self._previous
+    previous = _active.budget
+    _active.budget = budget
+    try:
+        yield budget
+    finally:
+        _active.budget = previous
 
 
 # -- sizes ------------------------------------------------------------------------------------------
