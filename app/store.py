@@ -4,6 +4,12 @@ Messages form a tree (each has a parent) so that an edited question can keep the
 as a branch; a conversation's `head_id` is the leaf of the branch on screen. An answer is written
 as it streams with state 'streaming'; at the next start any row still 'streaming' was cut off by a
 crash or a kill and becomes 'interrupted', with everything that reached the disk.
+
+One writer per database: a writable store holds an OS lock on `<database>.lock` (flock / LockFileEx,
+through filelock) for as long as it is open. The kernel drops it when the process ends, however it
+ends, so a crash leaves nothing stale; while another live store holds it, opening writable raises
+StoreInUse, and a read-only store (read_only=True) reads and never writes, so it never marks the
+other one's streaming answer as interrupted.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -62,22 +70,55 @@ class StoredMessage:
     figures: dict[str, Any]
 
 
+class StoreInUse(Exception):
+    """Another live process holds this database for writing."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} is open in another Nemotron Desk.")
+        self.path = path
+
+
+class StoreReadOnly(Exception):
+    """A write to a store opened read-only (another instance owns the database)."""
+
+
 class ChatStore:
-    def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None)  # autocommit: every write lands
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.file = Path(path)
+        self.read_only = read_only
+        self._lock: FileLock | None = None
+        if not read_only:
+            self._lock = FileLock(f"{self.file}.lock", timeout=0)
+            try:
+                self._lock.acquire()
+            except Timeout:
+                raise StoreInUse(self.file) from None
+        self._db = sqlite3.connect(str(self.file), isolation_level=None)  # autocommit: every write lands
+        if read_only:
+            self._db.execute("PRAGMA query_only=ON")  # sqlite itself refuses any write on this connection
+            return
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        # we hold the lock, so no live instance is streaming: a 'streaming' row was cut off by a crash
         self._db.execute("UPDATE messages SET state='interrupted' WHERE state='streaming'")
 
     def close(self) -> None:
         self._db.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _write(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
+        if self.read_only:
+            raise StoreReadOnly(f"{self.file} is open read-only here: another Nemotron Desk owns it.")
+        return self._db.execute(sql, args)
 
     # -- conversations -----------------------------------------------------------------------------
 
     def create(self, title: str = "New chat", thinking: bool = True, budget: int | None = None) -> int:
         now = time.time()
-        cur = self._db.execute("INSERT INTO conversations(title, created, updated, thinking, budget) "
+        cur = self._write("INSERT INTO conversations(title, created, updated, thinking, budget) "
                                "VALUES (?, ?, ?, ?, ?)", (title, now, now, int(thinking), budget))
         return int(cur.lastrowid or 0)
 
@@ -102,14 +143,14 @@ class ChatStore:
         return Conversation(r[0], r[1], r[2], bool(r[3]), r[4], r[5])
 
     def rename(self, conversation_id: int, title: str) -> None:
-        self._db.execute("UPDATE conversations SET title=? WHERE id=?", (title.strip() or "Untitled", conversation_id))
+        self._write("UPDATE conversations SET title=? WHERE id=?", (title.strip() or "Untitled", conversation_id))
 
     def set_delete(self, conversation_id: int, deleted: bool = True) -> None:
         """Delete (hidden at once, kept for undo) or bring back."""
-        self._db.execute("UPDATE conversations SET deleted=? WHERE id=?", (int(deleted), conversation_id))
+        self._write("UPDATE conversations SET deleted=? WHERE id=?", (int(deleted), conversation_id))
 
     def set_settings(self, conversation_id: int, *, thinking: bool, budget: int | None, system_prompt: str) -> None:
-        self._db.execute("UPDATE conversations SET thinking=?, budget=?, system_prompt=? WHERE id=?",
+        self._write("UPDATE conversations SET thinking=?, budget=?, system_prompt=? WHERE id=?",
                          (int(thinking), budget, system_prompt, conversation_id))
 
     # -- messages --------------------------------------------------------------------------------
@@ -121,11 +162,11 @@ class ChatStore:
             row = self._db.execute("SELECT head_id FROM conversations WHERE id=?", (conversation_id,)).fetchone()
             parent_id = row[0] if row else None
         now = time.time()
-        cur = self._db.execute(
+        cur = self._write(
             "INSERT INTO messages(conversation_id, parent_id, role, content, reasoning, state, created) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)", (conversation_id, parent_id, role, content, reasoning, state, now))
         message_id = int(cur.lastrowid or 0)
-        self._db.execute("UPDATE conversations SET head_id=?, updated=? WHERE id=?", (message_id, now, conversation_id))
+        self._write("UPDATE conversations SET head_id=?, updated=? WHERE id=?", (message_id, now, conversation_id))
         return message_id
 
     def update(self, message_id: int, *, content: str | None = None, reasoning: str | None = None,
@@ -139,10 +180,10 @@ class ChatStore:
             sets.append("figures=?")
             args.append(json.dumps(figures))
         if sets:
-            self._db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id=?", (*args, message_id))
+            self._write(f"UPDATE messages SET {', '.join(sets)} WHERE id=?", (*args, message_id))
 
     def set_head(self, conversation_id: int, message_id: int | None) -> None:
-        self._db.execute("UPDATE conversations SET head_id=? WHERE id=?", (message_id, conversation_id))
+        self._write("UPDATE conversations SET head_id=? WHERE id=?", (message_id, conversation_id))
 
     def siblings(self, message_id: int) -> list[int]:
         """The message and its alternatives (same parent): regenerated answers, edited questions."""

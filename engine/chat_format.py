@@ -3,13 +3,14 @@
 The template is rendered the way Hugging Face transformers renders it (sandboxed Jinja, trim_blocks,
 lstrip_blocks, the same `tojson`, `add_generation_prompt` and `continue_final_message` as
 `apply_chat_template` defines them), so a prompt is byte-identical to transformers' and its tokens
-are the same ids, with one deliberate difference:
+are the same ids; the template runs in engine/template_sandbox.py, within a time, size and memory
+bound, and a cancelled generation stops its render. One deliberate difference:
 
 Text a person or a tool wrote stays text. Before rendering, every control-token string inside
 user, system and tool content, tool-call names and arguments, tool definitions and template
-variables (`<|im_start|>`, `</think>`, `<tool_call>`, ...) is swapped for a private sentinel; after
-rendering, the markers left are the template's own and become special tokens, while the sentinels
-turn back into their characters and are tokenized as plain text.
+variables (`<|im_start|>`, `</think>`, `<tool_call>`, ...), in dict keys as in values, is swapped
+for a private sentinel; after rendering, the markers left are the template's own and become special
+tokens, while the sentinels turn back into their characters and are tokenized as plain text.
 
 Assistant turns are the model's own writing: in their content and reasoning the reasoning markers
 `<think>` and `</think>` stay markers, so the template's own reasoning logic (its truncation of old
@@ -19,21 +20,19 @@ them (turn and tool-call markers) is text, so no message can open a turn or a ca
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
-import jinja2
-import jinja2.meta
-from jinja2.ext import loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from engine.api import Message
-from engine.errors import InvalidRequest, ModelLoadError
+from engine.errors import InvalidRequest
 from engine.reasoning import THINK_CLOSE, THINK_OPEN, prompt_opens_reasoning
+from engine.template_limits import DEFAULT_LIMITS, RenderLimits
+from engine.template_sandbox import ChatTemplate, compile_template
+
+if TYPE_CHECKING:
+    from engine.generation import CancelFlag
 
 # Sentinels come from a Unicode private-use plane that text practically never holds; they are
 # themselves escaped, so even text that does hold them survives the round trip.
@@ -46,37 +45,6 @@ Tokenize = Callable[[str, bool], list[int]]
 CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
 #: Markers the model writes in its own turns and the template reads there.
 ASSISTANT_MARKERS = frozenset({THINK_OPEN, THINK_CLOSE})
-
-
-def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
-            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-
-def _raise_exception(message: str) -> None:
-    raise jinja2.exceptions.TemplateError(message)
-
-
-def _strftime_now(fmt: str) -> str:
-    return datetime.now().strftime(fmt)
-
-
-def compile_template(source: str) -> jinja2.Template:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-    env.filters["tojson"] = _tojson
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = _strftime_now
-    try:
-        return env.from_string(source)
-    except jinja2.TemplateError as exc:
-        raise ModelLoadError(f"The model's chat template does not parse: {exc}.",
-                             "Use a model file with a valid chat template.") from exc
-
-
-def template_variables(template: jinja2.Template, source: str) -> frozenset[str]:
-    """The names `source` reads from its context (its AST's undeclared variables), globals aside."""
-    env = template.environment
-    return frozenset(jinja2.meta.find_undeclared_variables(env.parse(source))) - frozenset(env.globals)
 
 
 @dataclass(frozen=True)
@@ -94,7 +62,9 @@ class _Protector:
     """Swaps marker strings in user-supplied text for sentinels, and back.
 
     `live` names markers that stay markers in this value (the reasoning markers in assistant turns);
-    the sentinels themselves are always escaped.
+    the sentinels themselves are always escaped. Dict keys are text too (a tool's parameter names, a
+    tool call's argument names): a template writes them into the prompt as it writes values, so they
+    are protected the same way (always fully).
     """
 
     def __init__(self, markers: Iterable[str]) -> None:
@@ -115,7 +85,7 @@ class _Protector:
             return self._finder(live).sub(
                 lambda m: f"{_SENTINEL_OPEN}{self._index[m.group(0)]}{_SENTINEL_CLOSE}", value)
         if isinstance(value, Mapping):
-            return {k: self.protect(v, live) for k, v in value.items()}
+            return {self.protect(k): self.protect(v, live) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.protect(v, live) for v in value]
         return value
@@ -134,12 +104,13 @@ class _Protector:
 class ChatFormatter:
     """Renders conversations with a model's template and tokenizes them marker-safely."""
 
-    def __init__(self, template_source: str, special_tokens: Sequence[str], *,
-                 bos_token: str = "", eos_token: str = "") -> None:
-        self.source = template_source
-        self._template = compile_template(template_source)
+    def __init__(self, template: str | ChatTemplate, special_tokens: Sequence[str], *,
+                 bos_token: str = "", eos_token: str = "", limits: RenderLimits = DEFAULT_LIMITS) -> None:
+        self._template = compile_template(template) if isinstance(template, str) else template
+        self.source = self._template.source
+        self.limits = limits
         #: The variables the template reads: what chat_template_kwargs may set.
-        self.variables = template_variables(self._template, template_source)
+        self.variables = self._template.variables
         self._special = tuple(sorted({t for t in special_tokens if t}, key=len, reverse=True))
         self._protector = _Protector(self._special)
         self._split = re.compile("(" + "|".join(re.escape(t) for t in self._special) + ")") if self._special else None
@@ -152,9 +123,14 @@ class ChatFormatter:
     def render(self, messages: Sequence[Message], *, thinking: bool = True,
                tools: Sequence[Mapping[str, Any]] = (), add_generation_prompt: bool = True,
                continue_final_message: bool = False, template_kwargs: Mapping[str, Any] | None = None,
-               protect: bool = False) -> str:
+               protect: bool = False, cancel: CancelFlag | None = None) -> str:
         """The prompt text, as apply_chat_template gives it. With protect=True, markers inside text a
-        person or tool wrote are sentinels."""
+        person or tool wrote are sentinels.
+
+        Raises ChatTemplateError (the template is broken, too slow or too large), InvalidRequest
+        (the template refused the conversation, or the options cannot apply) or RenderCancelled
+        (`cancel` was set).
+        """
         if continue_final_message and add_generation_prompt:
             raise InvalidRequest("continue_final_message and add_generation_prompt cannot both be true.",
                                  "Set add_generation_prompt to false to continue the final message.")
@@ -168,16 +144,11 @@ class ChatFormatter:
         final = convo[-1]["content"] if continue_final_message and convo else None
         if continue_final_message:
             self._tag_final_message(convo)
-        try:
-            text = self._template.render(
-                messages=convo, tools=tool_list, documents=None, add_generation_prompt=add_generation_prompt,
-                **{**self._token_kwargs, "enable_thinking": thinking, **kwargs},
-            )
-        except jinja2.TemplateError as exc:
-            raise InvalidRequest(
-                f"The model's chat template refused this conversation: {exc}",
-                "Check the order of the messages (roles must alternate as the model expects).",
-            ) from exc
+        variables = {
+            "messages": convo, "tools": tool_list, "documents": None, "add_generation_prompt": add_generation_prompt,
+            **self._token_kwargs, "enable_thinking": thinking, **kwargs,
+        }
+        text = self._template.render(variables, limits=self.limits, cancel=cancel)
         return _cut_after_final_message(text, final) if final is not None else text
 
     def _checked_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -220,10 +191,10 @@ class ChatFormatter:
     def prompt(self, messages: Sequence[Message], tokenize: Tokenize, *, thinking: bool = True,
                tools: Sequence[Mapping[str, Any]] = (), add_generation_prompt: bool = True,
                continue_final_message: bool = False, template_kwargs: Mapping[str, Any] | None = None,
-               turn_marker: str = "<|im_start|>") -> Prompt:
+               turn_marker: str = "<|im_start|>", cancel: CancelFlag | None = None) -> Prompt:
         protected = self.render(messages, thinking=thinking, tools=tools, add_generation_prompt=add_generation_prompt,
                                 continue_final_message=continue_final_message, template_kwargs=template_kwargs,
-                                protect=True)
+                                protect=True, cancel=cancel)
         tokens = self.tokenize_text(protected, tokenize)
         marker_ids = tokenize(turn_marker, True) if turn_marker in self._special else []
         last_turn = None

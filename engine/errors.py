@@ -31,3 +31,11 @@ class ContextOverflow(EngineError):
 
 class OutOfMemory(EngineError):
     kind = "oom"
+
+
+class ChatTemplateError(EngineError):
+    """The model's own chat template failed: too slow, too large, or a bug for this conversation.
+
+    The model file is at fault, not the request, so it is tagged like a bad model."""
+
+    kind = "bad_model"

@@ -184,17 +184,17 @@ class RemoteEngine:
         """Stream one answer; raises EngineError (EngineSession turns it into an Error event)."""
         assert self.info is not None
         if request.prompt is not None:
-            plan = _Plan(self, request, prompt=request.prompt, raw=True)
+            plan = _Plan(self, request, cancel, prompt=request.prompt, raw=True)
         else:
-            plan = _Plan(self, request)
+            plan = _Plan(self, request, cancel)
         yield from plan.run(cancel)
 
 
 class _Plan:
     """How one request is answered: which endpoint, which budget method, and the steps to run."""
 
-    def __init__(self, engine: RemoteEngine, request: GenerationRequest, *, prompt: str | None = None,
-                 raw: bool = False) -> None:
+    def __init__(self, engine: RemoteEngine, request: GenerationRequest, cancel: CancelFlag, *,
+                 prompt: str | None = None, raw: bool = False) -> None:
         self.engine, self.request, self.raw = engine, request, raw
         formatter = engine.formatter
         self.thinking = request.thinking and engine.info is not None and engine.info.has_thinking
@@ -202,7 +202,7 @@ class _Plan:
             prompt = formatter.render(request.messages, thinking=self.thinking, tools=request.tools,
                                       add_generation_prompt=request.opens_new_turn,
                                       continue_final_message=request.continue_final_message,
-                                      template_kwargs=request.chat_template_kwargs)
+                                      template_kwargs=request.chat_template_kwargs, cancel=cancel)
         self.prompt = prompt  # None: the server renders (chat endpoint) and we cannot continue a text
         self.use_completions = raw or (not engine.traits.template_kwargs and prompt is not None)
         starts_in_reasoning = prompt_opens_reasoning(prompt) if prompt is not None else False

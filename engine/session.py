@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING
 from engine.api import (
     EngineEvent,
     Error,
+    Finished,
+    FinishReason,
     GenerationEvent,
     GenerationRequest,
     LoadProgress,
     ModelInfo,
+    Usage,
 )
 from engine.backends.base import Backend
 from engine.backends.llama_cpp import LlamaCppBackend, LlamaLoadOptions
@@ -31,6 +34,8 @@ from engine.hf_folder import read_hf_folder
 from engine.models import DEMO_LABEL, resolve_model
 from engine.prefix_cache import PrefixCache
 from engine.reasoning import prompt_opens_reasoning
+from engine.template_limits import RenderCancelled
+from engine.template_sandbox import compile_template
 
 if TYPE_CHECKING:  # httpx and the remote client load only when a server is connected
     from engine.remote import RemoteEngine, RemoteSpec
@@ -85,6 +90,12 @@ class _NeverCancelled:
         return False
 
 
+def _cancelled_before_start() -> Iterator[GenerationEvent]:
+    yield Usage(prompt_tokens=0, cached_prompt_tokens=0, reasoning_tokens=0, answer_tokens=0,
+                time_to_first_token_s=0.0, prefill_tokens_per_s=0.0, decode_tokens_per_s=0.0)
+    yield Finished(FinishReason.CANCELLED)
+
+
 class EngineSession:
     """Holds at most one model. Not thread-safe: one generation at a time."""
 
@@ -136,6 +147,8 @@ class EngineSession:
     def _load_torch(self, path: Path, options: TorchLoadOptions) -> Iterator[EngineEvent]:
         yield LoadProgress("Reading the model folder", 0.0)
         folder = read_hf_folder(path)
+        if folder.chat_template:
+            compile_template(folder.chat_template)  # a template that does not parse fails before the weights load
         backend: TorchBackend | None = None
         for event in load_torch_backend(folder, options):
             if isinstance(event, TorchBackend):
@@ -155,7 +168,7 @@ class EngineSession:
             has_thinking=self.formatter.supports_thinking,
             device=f"{'CUDA' if placement.device_type == 'cuda' else 'CPU'} {dtype}",
             kernels=f"{backend.kernels}; experts: {backend.experts}",
-            notes=(placement.note,) if placement.note else (),
+            notes=tuple(note for note in (placement.note, backend.decode_note) if note),
         )
 
     def _attach(self, backend: Backend, template: str | None) -> None:
@@ -195,12 +208,16 @@ class EngineSession:
                 yield from self.remote.generate(request, cancel or _NeverCancelled())
             except EngineError as exc:
                 yield Error(exc.message, exc.action, exc.kind)
+            except RenderCancelled:
+                yield from _cancelled_before_start()
             return
         if self.backend is None or self.formatter is None or self.cache is None:
             yield Error("No model is loaded.", "Load a model first.", "no_model")
             return
         try:
             yield from self._generate(request, cancel or _NeverCancelled())
+        except RenderCancelled:  # while the template was still rendering the prompt
+            yield from _cancelled_before_start()
         except EngineError as exc:
             if isinstance(exc, OutOfMemory):  # the saved turn states hold GPU memory too: give it back
                 self.cache.clear()
@@ -229,7 +246,7 @@ class EngineSession:
                 request.messages, tokenize, thinking=request.thinking and formatter.supports_thinking,
                 tools=request.tools, add_generation_prompt=request.opens_new_turn,
                 continue_final_message=request.continue_final_message,
-                template_kwargs=request.chat_template_kwargs)
+                template_kwargs=request.chat_template_kwargs, cancel=cancel)
         tokens = prompt.tokens
         if backend.add_bos and (not tokens or tokens[0] != backend.bos_id):
             tokens = [backend.bos_id, *tokens]

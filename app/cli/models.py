@@ -135,6 +135,12 @@ def run_download(args: argparse.Namespace) -> int:
         bar.finish()
         print(f"Error: {exc.message} {exc.action}".strip(), file=sys.stderr)
         return 1
+    except Exception as exc:  # the network or the Hub failed in a way we have no words for yet: no traceback
+        bar.finish()
+        print(f"Error: the download stopped: {type(exc).__name__}: {exc}.\n"
+              "Check the connection (or HF_ENDPOINT) and run the same command again: fetched bytes are kept.",
+              file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     bar.finish()
@@ -154,8 +160,11 @@ def _list_variants(downloader: Downloader, cache_dir: Path, context: int, token:
     hw = hardware.detect(cache_dir)
     catalog = load_catalog(downloader.api, tuple(SOURCES), token)
     print(hw.summary())
+    for refusal in catalog.refused:
+        print(f"Refused: {refusal}")
     if not catalog.online:
-        print("The Hub did not answer: sizes below are from the built-in list.")
+        why = "The Hub's listings were refused" if catalog.refused else "The Hub did not answer"
+        print(f"{why}: sizes below are from the built-in list.")
     for v in catalog.variants:
         est = fit.estimate(v.size_bytes, v.backend, hw.gpu_free_bytes, hw.ram_available_bytes, context)
         print(f"  {v.id:<24} {v.backend:<9} {gb(v.size_bytes):>8}  {est.headline()}")

@@ -1,4 +1,4 @@
-"""Starts the desktop app: QApplication, the main window, and the model to load."""
+"""Starts the desktop app: QApplication, one instance per data folder, the main window, the model to load."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import sys
 from app.gui.bridge import EngineBridge
 from app.gui.main_window import MainWindow
 from app.gui.qt import QApplication, QIcon, QTimer
-from app.paths import app_icon_path, database_path
-from app.store import ChatStore
+from app.gui.single_instance import InstanceServer, ask_first_instance, server_name
+from app.paths import app_icon_path, data_dir, database_path
+from app.store import ChatStore, StoreInUse
 from engine.models import demo_model_path
+
+READ_ONLY_NOTE = ("Read-only: another Nemotron Desk is using this data folder ({folder}) and did not answer. "
+                  "Chats can be read here, not changed. Close that one (or end it), then start again to chat.")
 
 
 def run_gui(model: str | None = None, argv: list[str] | None = None) -> int:
@@ -21,14 +25,51 @@ def run_gui(model: str | None = None, argv: list[str] | None = None) -> int:
     icon = app_icon_path()
     if icon is not None:
         QApplication.setWindowIcon(QIcon(str(icon)))
-    window = MainWindow(EngineBridge(), ChatStore(database_path()))
+    window = open_window(model)
+    if window is None:
+        print("Nemotron Desk is already open for this data folder: its window was brought forward.",
+              file=sys.stderr)
+        return 0
+    _close_on_sigterm(window)
+    return int(app.exec())
+
+
+def open_window(model: str | None = None) -> MainWindow | None:
+    """The window for this data folder, shown; None when another instance owns the folder and came forward.
+    When that instance does not answer, the window opens read-only and says so (no model is loaded)."""
+    store = open_store()
+    if store is None:
+        return None
+    window = MainWindow(EngineBridge(), store)
     window.show()
+    if store.read_only:
+        window.show_read_only(READ_ONLY_NOTE.format(folder=data_dir()))
+        return window
+    listen_for_second_starts(window)
     if model is not None:
         window.load_model(model)
     else:
         start_without_model(window)
-    _close_on_sigterm(window)
-    return int(app.exec())
+    return window
+
+
+def open_store() -> ChatStore | None:
+    """The data folder's chats: writable when no other instance has them; None when the instance that has
+    them brought its window forward (this start has nothing to do); read-only when it did not answer."""
+    try:
+        return ChatStore(database_path())
+    except StoreInUse:
+        if ask_first_instance(server_name(data_dir())):
+            return None
+        return ChatStore(database_path(), read_only=True)
+
+
+def listen_for_second_starts(window: MainWindow) -> InstanceServer:
+    """Bring `window` forward when the app is started again for the same data folder."""
+    server = InstanceServer(server_name(data_dir()), window)
+    server.showRequested.connect(window.bring_forward)
+    server.listen()
+    return server
 
 
 def start_without_model(window: MainWindow) -> None:

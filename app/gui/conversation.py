@@ -65,7 +65,7 @@ class ConversationMixin:
                                                          max_tokens=self.max_tokens))
 
     def send(self, text: str) -> None:
-        if self.bridge.busy:
+        if self.bridge.busy or self.store.read_only:
             return
         if self.conversation_id is None:
             self.conversation_id = self.store.create(text[:60], self.composer.think.isChecked(),
@@ -85,7 +85,7 @@ class ConversationMixin:
 
     def regenerate(self) -> None:
         """A new answer to the last question, kept beside the old one (switch with ‹ ›)."""
-        if self.bridge.busy or self.conversation_id is None:
+        if self.bridge.busy or self.conversation_id is None or self.store.read_only:
             return
         path = self.store.path(self.conversation_id)
         if len(path) < 2 or path[-1].role != "assistant":
@@ -118,7 +118,7 @@ class ConversationMixin:
         self.composer.show_editing(False)
 
     def switch_branch(self, message_id: int) -> None:
-        if self.bridge.busy or self.conversation_id is None:
+        if self.bridge.busy or self.conversation_id is None or self.store.read_only:
             return
         self.store.set_head(self.conversation_id, self.store.leaf(message_id))
         self._render()
@@ -200,7 +200,7 @@ class ConversationMixin:
             self._render()
 
     def _save_settings(self) -> None:
-        if self.conversation_id is not None:
+        if self.conversation_id is not None and not self.store.read_only:
             conv = self.store.get(self.conversation_id)
             self.store.set_settings(self.conversation_id, thinking=self.composer.think.isChecked(),
                                     budget=self.composer.budget_tokens, system_prompt=conv.system_prompt)
@@ -220,6 +220,8 @@ class ConversationMixin:
         self.undo.hide()
 
     def set_system_prompt(self, text: str) -> None:
+        if self.store.read_only:
+            return
         if self.conversation_id is None:
             self.conversation_id = self.store.create("New chat", self.composer.think.isChecked(),
                                                      self.composer.budget_tokens)

@@ -115,8 +115,9 @@ class HardwarePage(QWizardPage):
             return
         self._timer.stop()
         self.w.hardware, self.w.catalog = self._result
-        note = ("" if self.w.catalog.online
-                else "\n\nThe Hub did not answer: the list shows sizes known from public listings.")
+        why = "The Hub's listings were refused" if self.w.catalog.refused else "The Hub did not answer"
+        note = "" if self.w.catalog.online else f"\n\n{why}: the list shows sizes known from public listings."
+        note += "".join(f"\n\nRefused: {refusal}" for refusal in self.w.catalog.refused)
         self.summary.setText(self.w.hardware.summary() + note)
         self.completeChanged.emit()
 

@@ -239,6 +239,25 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
 
     # -- window ----------------------------------------------------------------------------------
 
+    def bring_forward(self) -> None:
+        """A second start of the app asked for this window (app/gui/single_instance.py)."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def show_read_only(self, note: str) -> None:
+        """Another instance owns the data folder: show the chats, change nothing, and say why."""
+        self.setWindowTitle("Nemotron Desk (read-only)")
+        self.composer.setEnabled(False)
+        self.sidebar.new.setEnabled(False)
+        self.read_only_label = QLabel(note, self)
+        self.read_only_label.setWordWrap(True)
+        self.read_only_label.setStyleSheet("color: #c0392b")
+        self.statusBar().insertPermanentWidget(0, self.read_only_label, 2)
+        self.status.setText("Read-only")
+
     def _restore_geometry(self) -> None:
         geometry = QSettings().value("window/geometry")
         if geometry is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import (
     Property,
+    QEventLoop,
     QObject,
     QSettings,
     QSize,
@@ -23,6 +24,7 @@ from PySide6.QtGui import (
     QPalette,
     QTextCursor,
 )
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -67,6 +69,7 @@ __all__ = [
     "QDialog",
     "QDialogButtonBox",
     "QDoubleSpinBox",
+    "QEventLoop",
     "QFileDialog",
     "QFont",
     "QFrame",
@@ -78,6 +81,8 @@ __all__ = [
     "QKeySequence",
     "QLabel",
     "QLineEdit",
+    "QLocalServer",
+    "QLocalSocket",
     "QMainWindow",
     "QMessageBox",
     "QObject",

@@ -50,7 +50,7 @@ class ConversationModel(QAbstractListModel):
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         base = super().flags(index)
-        return base | Qt.ItemFlag.ItemIsEditable if index.isValid() else base
+        return base | Qt.ItemFlag.ItemIsEditable if index.isValid() and not self._store.read_only else base
 
     def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if role != Qt.ItemDataRole.EditRole or not index.isValid() or not str(value).strip():
@@ -100,6 +100,8 @@ class Sidebar(QWidget):
             self.list.setCurrentIndex(self.model.index(row))
 
     def delete(self, conversation_id: int) -> None:
+        if self.store.read_only:
+            return
         self.store.set_delete(conversation_id)
         self.model.refresh()
         self.deleted.emit(conversation_id)
@@ -107,6 +109,8 @@ class Sidebar(QWidget):
     def _menu(self, pos: Any) -> None:
         index = self.list.indexAt(pos)
         if not index.isValid():
+            return
+        if self.store.read_only:
             return
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.list.edit(index))

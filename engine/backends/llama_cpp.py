@@ -11,7 +11,9 @@ from __future__ import annotations
 import ctypes
 import os
 import random
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,41 @@ def _import_llama_cpp() -> Any:
 
 
 _CTX_STEP = 256
+
+
+class _TemplateNotCompiled:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads.
+
+    Llama() compiles every chat template in the file as it loads, in a Jinja environment with no
+    bounds (`{{ 'A' * 10**9 }}` is folded into a 1 GB constant while compiling) and with errors
+    that leave as bare Jinja exceptions. The engine renders the template itself, in
+    engine/template_sandbox.py, and never uses llama-cpp-python's chat handlers: so that step
+    is skipped, and a handler that is somehow used says so.
+    """
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+    def to_chat_handler(self) -> Any:
+        def unused(**_: Any) -> Any:
+            raise RuntimeError("the engine renders chat templates itself (engine/template_sandbox.py)")
+
+        return unused
+
+
+_template_swap = threading.Lock()
+
+
+@contextmanager
+def _templates_not_compiled(lib: Any) -> Iterator[None]:
+    module = lib.llama_chat_format
+    with _template_swap:
+        original = module.Jinja2ChatFormatter
+        module.Jinja2ChatFormatter = _TemplateNotCompiled
+        try:
+            yield
+        finally:
+            module.Jinja2ChatFormatter = original
 
 
 @dataclass(frozen=True)
@@ -99,11 +136,12 @@ class LlamaCppBackend(SequenceMixin):
             n_ctx = min(n_ctx, meta.context_length)
         threads = options.n_threads or max(1, (os.cpu_count() or 2))
         try:
-            self._llm = lib.Llama(
-                model_path=str(meta.path), n_gpu_layers=options.n_gpu_layers, n_ctx=n_ctx,
-                n_batch=options.n_batch, n_ubatch=options.n_batch, n_threads=threads,
-                n_threads_batch=threads, flash_attn=options.flash_attn, verbose=False,
-            )
+            with _templates_not_compiled(lib):
+                self._llm = lib.Llama(
+                    model_path=str(meta.path), n_gpu_layers=options.n_gpu_layers, n_ctx=n_ctx,
+                    n_batch=options.n_batch, n_ubatch=options.n_batch, n_threads=threads,
+                    n_threads_batch=threads, flash_attn=options.flash_attn, verbose=False,
+                )
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(
                 f"llama.cpp could not load {meta.path.name} (architecture '{meta.architecture}'): {exc}.",

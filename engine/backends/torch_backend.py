@@ -7,6 +7,10 @@ layers. Prefill goes in chunks; decode feeds one token; the budget's closing tok
 same cache. A snapshot is a device-side copy of that cache (tens of MiB for Nemotron: the Mamba
 state is fixed-size and only six layers hold K/V), restored by copying it back.
 
+On one CUDA GPU with Triton the decode runs on the fast path instead (engine/backends/torch_fast:
+a static state and a hand-written step replayed from a CUDA graph); this module then delegates feed,
+sampling and snapshots to it, and the eager code below is the fallback.
+
 CUDA in bfloat16 by default; when one GPU is too small the weights spread over several GPUs or
 spill to CPU memory through `device_map`, with a warning about speed. CPU in float32 for tests.
 Heavy imports (torch, transformers) happen on load, so the rest of the engine never pays for them.
@@ -21,14 +25,18 @@ import os
 import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.api import LoadProgress, SamplingParams
 from engine.backends.base import Sampler, SequenceMixin
 from engine.errors import ModelLoadError, OutOfMemory
 from engine.hf_folder import HfFolder, layer_kinds
+
+if TYPE_CHECKING:
+    from engine.backends.torch_fast.decision import DecodePath
+    from engine.backends.torch_fast.decoder import FastDecoder
 
 GiB = 2**30
 
@@ -49,6 +57,9 @@ class TorchLoadOptions:
     #: CPU threads for torch's CPU ops (None: torch's default). With more threads than free cores,
     #: torch's OpenMP pool spins and small ops get tens of times slower.
     n_threads: int | None = None
+    #: "auto" (the CUDA-graph decode step where it can run, else eager), "eager" (transformers' forward
+    #: per token), or "fast" (also on the CPU: the same hand-written step in plain torch; for tests).
+    decode: str = "auto"
 
 
 def _import_torch() -> tuple[Any, Any]:
@@ -243,6 +254,44 @@ class TorchBackend(SequenceMixin):
         self._cache: Any = None
         self._tokens: list[int] = []
         self._logits: Any = None
+        self._fast: FastDecoder | None = None
+        self.decode_path = self._prepare_fast_path(meter)
+        mamba, decode = self.kernels, self.decode_path.label
+        self.kernels = f"{decode}; prefill: {mamba}" if self._fast else f"{mamba}; {decode}"
+
+    def _prepare_fast_path(self, meter: LoadMeter) -> DecodePath:
+        """Choose the decode path; on the fast one, build the static state and capture the step."""
+        from engine.backends.torch_fast.decision import capture_failed, choose_decode_path, triton_available
+
+        torch = self._torch
+        path = choose_decode_path(self.options.decode, self.placement.device_type, self.placement.device_map,
+                                  triton_available(), _fast_path_problem(self.model))
+        if not path.fast:
+            return path
+        from engine.backends.torch_fast.decoder import FastDecoder
+
+        if path.kernels == "triton":
+            meter.stage = "Preparing the GPU decode step…"
+        try:
+            self._fast = FastDecoder(torch, self.model, self.n_ctx, kernels=path.kernels,
+                                     prefill_chunk=self.options.prefill_chunk,
+                                     attention_context=self._attention_context)
+        except Exception as exc:  # no kernel compiler, a driver the capture fails on, too little memory
+            if path.kernels != "triton":
+                raise
+            self._fast = None
+            torch.cuda.empty_cache()
+            return capture_failed(exc)
+        if self._fast.prepare_s:
+            return replace(path, label=f"{path.label} (prepared in {self._fast.prepare_s:.1f} s)")
+        return path
+
+    @property
+    def decode_note(self) -> str:
+        """What a person should know about the decode path: only that a GPU runs the slow one."""
+        if self.placement.device_type != "cuda" or self._fast is not None:
+            return ""
+        return f"Decoding on the eager path, many times slower: {self.decode_path.reason}."
 
     def _from_pretrained(self, transformers: Any, kwargs: dict[str, Any]) -> Any:
         torch = self._torch
@@ -326,6 +375,9 @@ class TorchBackend(SequenceMixin):
             return
         self._check_room(len(tokens))
         torch = self._torch
+        if self._fast is not None:
+            self._feed_fast(tokens)
+            return
         if self._cache is None:
             self._cache = self._new_cache()
         chunk = max(1, self.options.prefill_chunk)
@@ -348,6 +400,21 @@ class TorchBackend(SequenceMixin):
             self.reset()  # a half-fed chunk leaves the state undefined: start clean next time
             raise
 
+    def _feed_fast(self, tokens: Sequence[int]) -> None:
+        torch = self._torch
+        assert self._fast is not None
+        try:
+            self._fast.feed(tokens)
+            self._tokens.extend(tokens)
+        except torch.cuda.OutOfMemoryError as exc:
+            self.reset()
+            torch.cuda.empty_cache()
+            raise OutOfMemory("The GPU ran out of memory while reading the conversation.",
+                              "Lower the context length, or reload with a smaller prefill chunk.") from exc
+        except BaseException:
+            self.reset()  # a half-fed prompt leaves the state undefined: start clean next time
+            raise
+
     def truncate(self, n_tokens: int) -> bool:
         # The Mamba layers' state cannot be rolled back; the prefix cache restores a snapshot instead.
         return n_tokens == len(self._tokens)
@@ -356,11 +423,22 @@ class TorchBackend(SequenceMixin):
         self._cache = None
         self._logits = None
         self._tokens = []
+        if self._fast is not None:
+            self._fast.reset()
 
-    def make_sampler(self, params: SamplingParams) -> TorchSampler:
+    def make_sampler(self, params: SamplingParams) -> Sampler:
+        if self._fast is not None:
+            return self._fast.make_sampler(params)
         return TorchSampler(self._torch, params, self.logits_device)
 
     def sample(self, sampler: Sampler) -> int:
+        if self._fast is not None:
+            if self._fast.length == 0:
+                raise RuntimeError("sample() before any token was fed")
+            from engine.backends.torch_fast.sampling import FastSampler
+
+            assert isinstance(sampler, FastSampler)
+            return self._fast.sample(sampler)
         assert isinstance(sampler, TorchSampler)
         if self._logits is None:
             raise RuntimeError("sample() before any token was fed")
@@ -369,29 +447,27 @@ class TorchBackend(SequenceMixin):
         logits = self._logits
         if params.temperature <= 0 or sampler.generator is None:
             return int(torch.argmax(logits).item())
+        from engine.backends.torch_fast.sampling import filtered_scores
+
         with torch.inference_mode():
-            scores = logits.float()
-            if params.top_k > 0 and params.top_k < scores.shape[-1]:
-                kth = torch.topk(scores, params.top_k).values[-1]
-                scores = scores.masked_fill(scores < kth, float("-inf"))
-            if params.top_p < 1.0:
-                sorted_scores, order = torch.sort(scores, descending=True)
-                cumulative = torch.softmax(sorted_scores, dim=-1).cumsum(dim=-1)
-                drop = cumulative > params.top_p
-                drop[1:] = drop[:-1].clone()  # keep the token that crosses top_p
-                drop[0] = False
-                scores = scores.scatter(0, order, sorted_scores.masked_fill(drop, float("-inf")))
-            if params.min_p > 0.0:
-                probs = torch.softmax(scores, dim=-1)
-                scores = scores.masked_fill(probs < params.min_p * probs.max(), float("-inf"))
+            scores = filtered_scores(torch, logits.float(), params)
             probs = torch.softmax(scores / params.temperature, dim=-1)
             return int(torch.multinomial(probs, 1, generator=sampler.generator).item())
 
     def snapshot(self) -> object:
         """A device-side copy of the cache and the last logits."""
+        if self._fast is not None:
+            return self._fast.snapshot()
         return (copy.deepcopy(self._cache), None if self._logits is None else self._logits.clone())
 
     def restore(self, snapshot: object, tokens: Sequence[int]) -> None:
+        if self._fast is not None:
+            from engine.backends.torch_fast.state import StateSnapshot
+
+            assert isinstance(snapshot, StateSnapshot)
+            self._fast.restore(snapshot)
+            self._tokens = list(tokens)
+            return
         assert isinstance(snapshot, tuple)
         cache, logits = snapshot
         self._cache = copy.deepcopy(cache)
@@ -404,6 +480,9 @@ class TorchBackend(SequenceMixin):
 
     def close(self) -> None:
         self.reset()
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
         self.model = None
         torch = self._torch
         if torch.cuda.is_available():
@@ -439,7 +518,7 @@ def load_torch_backend(folder: HfFolder, options: TorchLoadOptions) -> Iterator[
         thread.join(0.25)
         if meter.stage and meter.stage != stage:
             stage = meter.stage
-            yield LoadProgress(stage, 0.05)
+            yield LoadProgress(stage, max(0.05, last))
         if meter.measure is not None and meter.expected:
             fraction = min(0.95, 0.05 + 0.9 * meter.measure() / meter.expected)
             if fraction - last >= 0.01:
@@ -464,6 +543,19 @@ def _attention_backends(torch: Any) -> Callable[[], Any]:
         return contextlib.nullcontext
     backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
     return lambda: sdpa_kernel(backends)
+
+
+def _fast_path_problem(model: Any) -> str:
+    """Why the hand-written decode step cannot run this model ("" when it can)."""
+    if getattr(model.config, "model_type", "") != "nemotron_h":
+        return f"it is written for Nemotron-H, not {getattr(model.config, 'model_type', 'this architecture')}"
+    from engine.backends.torch_fast.shapes import shapes_from_config
+
+    try:
+        shapes_from_config(model.config)
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 def _forward_params(model: Any) -> set[str]:

@@ -7,6 +7,10 @@
     <cache>/.locks/models--org--name/<etag>.lock              one writer per blob (huggingface_hub uses it too)
 
 A file appears under snapshots/ only after its bytes were verified, so nothing half-written is listed.
+
+Every path is built from checked parts (engine/hub/listing.py: a safe repo id, file name, commit and
+blob name) and then resolved, symbolic links followed, and refused (UnsafePath) unless it stays inside
+the cache folder: a link planted in the cache cannot lead a write elsewhere either.
 """
 
 from __future__ import annotations
@@ -16,6 +20,15 @@ import shutil
 from pathlib import Path
 
 from huggingface_hub import constants
+
+from engine.errors import EngineError
+from engine.hub import listing
+
+
+class UnsafePath(EngineError):
+    """A path in the cache resolves outside it (through a symbolic link)."""
+
+    kind = "unsafe_path"
 
 
 def default_cache_dir() -> Path:
@@ -28,20 +41,33 @@ class RepoCache:
 
     def __init__(self, cache_dir: Path, repo: str) -> None:
         self.cache_dir = Path(cache_dir)
-        self.repo = repo
+        self.repo = listing.repo_id(repo)
         self.folder = self.cache_dir / ("models--" + repo.replace("/", "--"))
 
     def blob(self, etag: str) -> Path:
-        return self.folder / "blobs" / etag
+        return self.inside(self.folder / "blobs" / listing.etag(etag))
 
     def incomplete(self, etag: str) -> Path:
-        return self.folder / "blobs" / f"{etag}.incomplete"
+        return self.inside(self.folder / "blobs" / f"{listing.etag(etag)}.incomplete")
 
     def lock(self, etag: str) -> Path:
-        return self.cache_dir / ".locks" / self.folder.name / f"{etag}.lock"
+        return self.inside(self.cache_dir / ".locks" / self.folder.name / f"{listing.etag(etag)}.lock")
 
     def snapshot(self, commit: str, path: str) -> Path:
-        return self.folder / "snapshots" / commit / path
+        """snapshots/<commit>/<path>; `path` "" is the snapshot folder itself."""
+        folder = self.folder / "snapshots" / listing.commit(commit)
+        return self.inside(folder / listing.file_name(path) if path else folder)
+
+    def inside(self, path: Path) -> Path:
+        """`path`, after checking that it resolves (links followed) to a place inside the cache folder."""
+        root = os.path.realpath(self.cache_dir)
+        real = os.path.realpath(path)
+        if os.path.commonpath([root, real]) != root:
+            raise UnsafePath(
+                f"{path} leads outside the cache folder {root} (to {real}), through a symbolic link; "
+                "nothing was written there.",
+                "Remove that link from the cache, or set HF_HUB_CACHE to the folder where models should go.")
+        return path
 
     def has(self, commit: str, path: str) -> bool:
         """The file is in the cache for this commit (placed by us, huggingface_hub or another tool)."""
@@ -68,10 +94,10 @@ class RepoCache:
         return False
 
     def set_ref(self, ref: str, commit: str) -> None:
-        path = self.folder / "refs" / ref
+        path = self.inside(self.folder / "refs" / listing.file_name(ref))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(commit)
+        path.write_text(listing.commit(commit))
 
     def ref(self, ref: str) -> str | None:
-        path = self.folder / "refs" / ref
+        path = self.inside(self.folder / "refs" / listing.file_name(ref))
         return path.read_text().strip() if path.is_file() else None

@@ -1,7 +1,9 @@
 """The Nemotron-3-Nano variants people download: which repo, which files, how big, which backend.
 
-Read from the Hub API when it answers (files, sizes, sha256); otherwise a built-in list with the
-sizes known from public listings, so the wizard can still show choices and fit estimates offline.
+Read from the Hub API when it answers (files, sizes, sha256), every value checked by
+engine/hub/listing.py; otherwise a built-in list with the sizes known from public listings, so the
+wizard can still show choices and fit estimates offline. A listing that fails the checks is refused
+(UntrustedHub), never used, and the built-in list says why it stands in.
 A variant id is `source:QUANT` (`unsloth:Q4_K_M`, `nvidia:BF16`); a bare quant means the unsloth repo.
 """
 
@@ -15,6 +17,8 @@ from typing import Any
 from huggingface_hub import HfApi
 
 from engine.errors import InvalidRequest
+from engine.hub import listing
+from engine.hub.listing import RemoteFile, UntrustedHub
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +40,6 @@ TORCH_SOURCE = "nvidia"
 
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")
 _QUANT = re.compile(r"(?:^|[-_.])((?:UD-)?(?:I?Q\d(?:_[A-Z0-9]+)*|BF16|F16|F32|MXFP4(?:_MOE)?))$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One file of a repo revision, as the Hub lists it."""
-
-    path: str
-    size: int
-    sha256: str | None  # LFS files: the sha256 of the content; small git files have none
-    blob_id: str  # git object id (the etag of a non-LFS file)
-
-    @property
-    def etag(self) -> str:
-        """The name the Hugging Face cache gives this file's blob (what the Hub's ETag says)."""
-        return self.sha256 or self.blob_id
 
 
 @dataclass(frozen=True)
@@ -89,6 +78,7 @@ class Catalog:
     variants: tuple[Variant, ...]
     online: bool
     problems: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()  # listings refused as untrustworthy: what was wrong, for the person to read
 
     def find(self, variant_id: str) -> Variant:
         source, quant = parse_id(variant_id)
@@ -118,22 +108,22 @@ def quant_of(filename: str) -> str | None:
     return match.group(1).upper() if match else None
 
 
-def _files(info: Any) -> list[RemoteFile]:
-    files = []
-    for s in info.siblings or []:
-        lfs = s.lfs
-        sha = lfs.sha256 if lfs is not None else None
-        files.append(RemoteFile(s.rfilename, int(s.size or (lfs.size if lfs else 0) or 0), sha, s.blob_id or ""))
-    return files
+def _model_info(api: HfApi, repo: str, token: str | bool | None) -> Any:
+    try:
+        return api.model_info(repo, files_metadata=True, token=token)
+    except (KeyError, TypeError, AttributeError) as exc:  # the hub client could not even parse the listing
+        raise UntrustedHub(f"a model listing for {repo}", f"{type(exc).__name__}: {exc}",
+                           "is malformed (the Hugging Face client cannot read it)", api.endpoint) from None
 
 
 def variants_of_repo(api: HfApi, source: str, token: str | bool | None = None) -> list[Variant]:
-    """Every variant one repo offers, read from the Hub (raises the hub client's errors)."""
+    """Every variant one repo offers, read from the Hub (raises the hub client's errors, and UntrustedHub
+    for a listing whose names, commit, digests or sizes fail the checks)."""
     repo = SOURCES[source]
-    info = api.model_info(repo, files_metadata=True, token=token)
-    files = _files(info)
+    info = _model_info(api, repo, token)
+    files = listing.checked_files(getattr(info, "siblings", None), api.endpoint)
+    sha = listing.commit(getattr(info, "sha", None), api.endpoint)
     gated = bool(getattr(info, "gated", False))
-    sha = str(info.sha)
     if source == TORCH_SOURCE:
         return [Variant(source, repo, "BF16", TORCH, sum(f.size for f in files), tuple(files), sha, gated, True)]
     groups: dict[str, list[RemoteFile]] = {}
@@ -152,17 +142,23 @@ def load_catalog(api: HfApi, sources: tuple[str, ...] = tuple(SOURCES), token: s
     """The variants of all sources; a source the Hub does not answer for falls back to the built-in list."""
     found: list[Variant] = []
     problems: list[str] = []
+    refused: list[str] = []
     online = False
     for source in sources:
         try:
             found += variants_of_repo(api, source, token)
             online = True
+        except UntrustedHub as exc:
+            log.warning("Refused the listing of %s: %s", source, exc.message)
+            problems.append(f"{SOURCES[source]}: refused")
+            refused.append(exc.message)
+            found += [v for v in FALLBACK if v.source == source]
         except Exception as exc:  # offline, gated listing, a proxy page...: none of them should stop the list
             log.info("Hub did not answer for %s: %s", source, exc)
             problems.append(f"{SOURCES[source]}: {type(exc).__name__}")
             found += [v for v in FALLBACK if v.source == source]
     found.sort(key=lambda v: (v.backend != LLAMA_CPP, list(SOURCES).index(v.source), v.size_bytes))
-    return Catalog(tuple(found), online, tuple(problems))
+    return Catalog(tuple(found), online, tuple(problems), tuple(refused))
 
 
 def resolve(api: HfApi, variant_id: str, token: str | bool | None = None) -> Variant:

@@ -6,6 +6,11 @@ when a download fails. Bytes go to `blobs/<etag>.incomplete`, which survives a d
 pause, a killed process or a restart; the next run asks for the rest with a Range header. A file is
 moved to its blob name and linked into `snapshots/` only after its sha256 (LFS) or git blob id
 (small files) matched what the Hub lists, so a corrupt or partial file is never offered as a model.
+
+The endpoint is not trusted: the listing is checked before any path is built (engine/hub/listing.py),
+every path is checked to stay in the cache (engine/hub/cache.py), no more bytes are written than the
+listing gives, and a redirect is followed only to an http(s) address (https only, from an https
+endpoint), at most MAX_REDIRECTS times, without the token once it leaves the endpoint's origin.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from huggingface_hub.utils._headers import build_hf_headers
 
 from engine.errors import EngineError
 from engine.hub.cache import RepoCache, default_cache_dir
-from engine.hub.catalog import TORCH, RemoteFile, Variant, resolve
+from engine.hub.catalog import TORCH, Variant, resolve
 from engine.hub.hardware import disk_free, existing_parent, gb
+from engine.hub.listing import RemoteFile, shown
 
 CHUNK = 1 << 20
 DISK_RESERVE = 32 * 1024**2  # leave a little room so the system does not run completely dry
+MAX_REDIRECTS = 5  # the Hub sends one (to its CDN); a chain longer than this is a loop or a trap
 
 
 class DownloadError(EngineError):
@@ -58,6 +65,18 @@ class VerificationFailed(DownloadError):
     kind = "corrupt"
 
 
+class UnsafeRedirect(DownloadError):
+    """The endpoint sent a download somewhere it must not go (another scheme, https to plain http, a loop)."""
+
+    kind = "untrusted_hub"
+
+    def __init__(self, endpoint: str, target: str, reason: str) -> None:
+        super().__init__(f"The Hub at {endpoint} redirected a download to {shown(target)}: {reason}. This endpoint "
+                         "is not trustworthy: the download was refused and nothing was written.",
+                         "Download from the official Hub (unset HF_ENDPOINT, leave out --endpoint), or ask "
+                         "whoever runs that endpoint to fix it.")
+
+
 class DownloadStopped(Exception):
     """Paused or cancelled by the person; a pause keeps the partial files, a cancel deletes them."""
 
@@ -68,6 +87,10 @@ class DownloadStopped(Exception):
 
 class _Retryable(Exception):
     pass
+
+
+class _TooLong(Exception):
+    """The server sent more bytes than the listing gives for the file."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +231,11 @@ class Downloader:
             if exc.response is not None and exc.response.status_code in (401, 403):
                 raise self._auth_error(variant.repo) from exc
             raise
+        except Exception as exc:  # the hub client's transport (httpx, httpx2 or requests, by its version)
+            if type(exc).__name__ == "TooManyRedirects":
+                raise UnsafeRedirect(self.endpoint, url, "it keeps redirecting (a loop)") from None
+            raise DownloadError(f"The Hub at {self.endpoint} did not answer for {variant.repo}: "
+                                f"{type(exc).__name__}: {exc}.", "Check the connection and try again.") from exc
 
     def check_disk(self, files: list[RemoteFile], rc: RepoCache) -> None:
         needed = sum(max(0, f.size - _size(rc.incomplete(f.etag))) for f in files)
@@ -231,7 +259,8 @@ class Downloader:
             self.check_access(variant)
         meter = _Meter(sum(f.size for f in variant.files), on_progress, len(variant.files))
         meter.add(sum(f.size for f in variant.files if f not in todo), fetched=False)
-        with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
+        with httpx.Client(timeout=self.timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS,
+                          event_hooks={"request": [self.check_hop]}) as client:
             for f in todo:
                 meter.file, meter.index = f.path, variant.files.index(f) + 1
                 self._fetch_locked(client, rc, variant, f, meter, control)
@@ -244,6 +273,15 @@ class Downloader:
         if variant.backend == TORCH:
             return rc.snapshot(variant.revision, "")
         return rc.snapshot(variant.revision, variant.files[0].path)
+
+    def check_hop(self, request: httpx.Request) -> None:
+        """Every request of a download, redirects included, before it is sent (httpx calls it; the token
+        itself is dropped by httpx when a redirect leaves the endpoint's origin)."""
+        scheme = request.url.scheme
+        if scheme not in ("http", "https"):
+            raise UnsafeRedirect(self.endpoint, str(request.url), f"{scheme}: is not a web address")
+        if scheme == "http" and httpx.URL(self.endpoint).scheme == "https":
+            raise UnsafeRedirect(self.endpoint, str(request.url), "it leaves https for unencrypted http")
 
     def discard(self, variant: Variant) -> None:
         """Delete the partial files of a variant (what a cancel does)."""
@@ -282,7 +320,8 @@ class Downloader:
         while offset < f.size:
             control.check()
             try:
-                restarted = self._get_range(client, url, part, offset, hasher, meter, control, variant.repo)
+                restarted = self._get_range(client, url, part, offset, hasher, meter, control, variant.repo,
+                                            f.size)
                 if restarted:  # the server sent the whole file from byte 0: start the file over
                     hasher = hashlib.sha256() if f.sha256 else _git_blob_hasher(f.size)
                     meter.add(-offset, fetched=False)
@@ -293,6 +332,15 @@ class Downloader:
                 offset = _size(part)
                 if offset < f.size:
                     raise _Retryable("the connection ended early")
+            except httpx.TooManyRedirects:
+                raise UnsafeRedirect(self.endpoint, url,
+                                     f"it keeps redirecting (more than {MAX_REDIRECTS} times)") from None
+            except _TooLong:
+                part.unlink(missing_ok=True)
+                raise VerificationFailed(
+                    f"The Hub sent more than the {f.size:,} bytes it lists for {f.path}; the partial file was "
+                    "deleted and nothing was added to your models.",
+                    "Run the download again; if this repeats, the endpoint is not trustworthy.") from None
             except (httpx.TransportError, _Retryable) as exc:
                 # what arrived before the break is on disk and in the hash: continue after it
                 if _size(part) > offset:
@@ -313,9 +361,9 @@ class Downloader:
         os.replace(part, rc.blob(f.etag))
 
     def _get_range(self, client: httpx.Client, url: str, part: Path, offset: int, hasher: Any,
-                   meter: _Meter, control: Control, repo: str) -> bool:
-        """Append bytes from `offset` (the file and the hash grow together); True when the server ignored the
-        range, so the file must start over."""
+                   meter: _Meter, control: Control, repo: str, size: int) -> bool:
+        """Append bytes from `offset` up to `size` (the file and the hash grow together); True when the server
+        ignored the range, so the file must start over."""
         headers = build_hf_headers(token=self.token)
         headers["Range"] = f"bytes={offset}-"
         headers["Accept-Encoding"] = "identity"
@@ -331,8 +379,12 @@ class Downloader:
             if r.status_code not in (200, 206):
                 raise DownloadError(f"The Hub answered {r.status_code} for {url}.",
                                     "Check the variant name and try again later.")
+            room = size - offset
             with part.open("ab" if offset else "wb") as out:
                 for chunk in r.iter_bytes():  # as the network delivers: pause reacts at once
+                    if len(chunk) > room:  # never more than the listing gives: a lying server cannot fill the disk
+                        raise _TooLong
+                    room -= len(chunk)
                     out.write(chunk)
                     hasher.update(chunk)
                     meter.add(len(chunk))

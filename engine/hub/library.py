@@ -105,10 +105,12 @@ class Library:
             return
         rc = RepoCache(self.cache_dir, model.repo)
         snapshot = rc.folder / "snapshots" / model.commit
+        blobs = (rc.folder / "blobs").resolve()
         for f in model.files:
             blob = f.resolve() if f.is_symlink() else None
             f.unlink(missing_ok=True)
-            if blob is not None and not _referenced(blob, rc.folder / "snapshots"):
+            # only our own blobs: a link planted in the cache must not make `rm` delete a file elsewhere
+            if blob is not None and blob.parent == blobs and not _referenced(blob, rc.folder / "snapshots"):
                 blob.unlink(missing_ok=True)
         _remove_empty_dirs(snapshot)
         if not snapshot.exists():

@@ -92,7 +92,8 @@ def load(path: Path) -> EngineSession:
     before = free_vram()
     start = time.perf_counter()
     stages = []
-    options = TorchLoadOptions(n_ctx=16384, n_threads=None if CUDA else 1)
+    # today's eager decode, which this script profiles (tests/gpu/fast_h200.py measures the fast path)
+    options = TorchLoadOptions(n_ctx=16384, n_threads=None if CUDA else 1, decode=os.environ.get("DECODE", "eager"))
     for event in session.load(LoadSpec(str(path), torch=options)):
         if isinstance(event, LoadProgress):
             stages.append(f"{event.fraction:.2f}")

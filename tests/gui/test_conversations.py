@@ -84,6 +84,7 @@ def test_restart_shows_everything(qtbot, tiny_nemotron, tmp_path: Path) -> None:
     wait_answer(qtbot, win)
     reasoning, answer = last_answer(win).reasoning, last_answer(win).answer.text
     win.close()
+    win.store.close()  # what the end of the process does: the next start owns the database
     again = MainWindow(EngineBridge(), ChatStore(db))
     qtbot.addWidget(again)
     assert again.sidebar.model.rowCount() == 1

@@ -172,3 +172,34 @@ def test_first_start_loads_the_demo_and_opens_the_wizard_over_it(qtbot, fresh: M
     assert fresh.wizard is not None and fresh.wizard.isVisible()
     qtbot.waitUntil(lambda: fresh.bridge.model is not None, timeout=60_000)
     assert fresh.bridge.model is not None and fresh.bridge.model.is_demo  # usable while choosing
+
+
+def test_a_hostile_hub_is_refused_in_the_wizard_and_nothing_is_written_outside_the_cache(  # type: ignore[no-untyped-def]
+        qtbot, tmp_path: Path, store: ChatStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fixtures.fake_hub import HostileRepo, lying_entry
+    from tests.fixtures.hostile_root import HostileRoot
+
+    root = HostileRoot(tmp_path / "root")
+    payload = b"the attacker's bytes " * 150
+    evil = FakeHub({}, hostile={GGUF_REPO: HostileRepo(GGUF_REPO, [lying_entry(
+        "../../../../victim/existing-Q4_K_M.gguf", payload)], payload, "ab" * 20)}).start()
+    monkeypatch.setenv("HF_ENDPOINT", evil.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(root.cache))
+    monkeypatch.setenv("NEMOTRON_DESK_DATA_DIR", str(root.data))
+    win = MainWindow(EngineBridge(), store, None)
+    qtbot.addWidget(win)
+    before = root.walk()
+    try:
+        wizard = to_variants(qtbot, win)
+        assert "Refused" in wizard.page(0).summary.text()  # type: ignore[attr-defined]
+        page = wizard.currentPage()
+        assert isinstance(page, VariantPage)
+        page.select("unsloth:Q4_K_M")  # the built-in entry stands in for the refused listing
+        wizard.next()  # Next reads the listing again: refused again, with the reason
+        assert wizard.currentId() == VARIANT and win.download_job is None
+        assert "climbs out of its folder" in page.problem.text() and "not trustworthy" in page.problem.text()
+        wizard.reject()
+    finally:
+        evil.stop()
+        win.close()
+    assert root.changes(before) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -53,12 +54,17 @@ def collect(events: Iterable[EngineEvent]) -> Answer:
 
 
 class CancelAfter:
-    """A cancel flag that turns on after it has been asked `n` times (i.e. after n-1 tokens)."""
+    """A cancel flag that turns on after the generation loop has asked it `n` times (i.e. after n-1 tokens).
+
+    The prompt's template render asks too (it can be cancelled); those questions are not counted.
+    """
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.asked = 0
 
     def is_set(self) -> bool:
+        if sys._getframe(1).f_code.co_name != "generate_tokens":
+            return False
         self.asked += 1
         return self.asked > self.n

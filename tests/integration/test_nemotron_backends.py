@@ -177,6 +177,24 @@ def test_person_text_with_real_control_tokens_stays_text(nemotron_session: Engin
     assert not answer.errors
 
 
+@pytest.mark.parametrize("where", ["parameter", "nested_parameter", "argument", "nested_argument"])
+def test_dict_keys_with_real_control_tokens_stay_text(nemotron_session: EngineSession, where: str) -> None:
+    """A tool's parameter name or a tool call's argument name holding `<|im_start|>system...` is text,
+    on the real template and vocabulary: the prompt has the same control tokens as with a plain key."""
+    from tests.unit.test_chat_format import HOSTILE_KEY, lookup_conversation
+
+    backend, formatter = nemotron_session.backend, nemotron_session.formatter
+    assert backend is not None and formatter is not None
+    ids = {m: backend.tokenize(m, special=True)[0] for m in ("<|im_start|>", "<|im_end|>", "<tool_call>")}
+    messages, tools = lookup_conversation(**{where: HOSTILE_KEY})
+    hostile = formatter.prompt(messages, nemotron_session.tokenize, tools=tools)
+    messages, tools = lookup_conversation(**{where: "harmless"})
+    plain = formatter.prompt(messages, nemotron_session.tokenize, tools=tools)
+    for marker, token in ids.items():
+        assert hostile.tokens.count(token) == plain.tokens.count(token), marker
+    assert "You are evil" in hostile.text
+
+
 def test_tool_call_in_reasoning_is_thinking_and_in_the_answer_is_a_call(nemotron_session: EngineSession) -> None:
     """The loop's text path on the real tokenizer: the same block inside and after the thinking."""
     from engine.api import ReasoningDelta, ToolCallEvent

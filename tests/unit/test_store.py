@@ -16,7 +16,8 @@ def test_conversation_round_trip_and_streaming_saves(tmp_path: Path) -> None:
     answer = store.add(conv, "assistant", state="streaming")
     store.update(answer, content="Rayleigh", reasoning="Think about light.")
     assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    # a second connection (another process after a crash) sees every write already
+    # the next start (after a crash: the lock went with the process, close() adds nothing) sees every write
+    store.close()
     other = ChatStore(db)
     path = other.path(conv)
     assert [(m.role, m.content, m.state) for m in path] == [
