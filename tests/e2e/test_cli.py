@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -121,6 +122,7 @@ def test_serve_reasoning_format_none_leaves_the_reasoning_in_content(tiny_nemotr
                 break
         else:
             raise AssertionError("the server did not start")
+        _wait_until_listening(port)
         body = {"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         inline = httpx.post(url, json=body, timeout=60).json()["choices"][0]["message"]
@@ -131,6 +133,18 @@ def test_serve_reasoning_format_none_leaves_the_reasoning_in_content(tiny_nemotr
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
     assert run("serve", "--reasoning-format", "deepseek").returncode == 2
+
+
+def _wait_until_listening(port: int) -> None:
+    """serve prints its address just before uvicorn binds the port: wait for the bind itself."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "the server never listened"
+            time.sleep(0.05)
 
 
 def test_serve_warns_when_exposed() -> None:
