@@ -114,12 +114,28 @@ class SamplingParams:
         check_value("stop", list(self.stop))
 
 
+#: Template variables a request sets through its own fields, never through chat_template_kwargs.
+RESERVED_TEMPLATE_VARIABLES = ("messages", "tools", "documents", "add_generation_prompt",
+                               "continue_final_message", "enable_thinking")
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """One answer to produce. `reasoning_budget` None means no limit; 0 closes the thinking at once.
 
     Either `messages` (formatted with the model's chat template) or `prompt`: raw text, given to the
     model as it is (markers in it are markers) and streamed back as raw text, for completion APIs.
+
+    With messages, as transformers' apply_chat_template defines them: `add_generation_prompt` opens a
+    new assistant turn (None: unless `continue_final_message`); `continue_final_message` leaves the
+    last message open so the model continues it (a final assistant message that ends inside its
+    reasoning continues the reasoning); `chat_template_kwargs` are further variables for the
+    template (e.g. truncate_history_thinking), each of which the template must read.
+
+    `split_reasoning` False streams the reasoning inside the answer text as the model wrote it,
+    markers included (what a server without a reasoning parser returns). `keep_answer_room` closes
+    the reasoning early when only the answer's room (a quarter of max_tokens, 8 to 512) is left:
+    the GUI and CLI keep it; the OpenAI API leaves it to the request.
     """
 
     messages: tuple[Message, ...] = ()
@@ -128,6 +144,11 @@ class GenerationRequest:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     tools: tuple[dict[str, Any], ...] = ()
     prompt: str | None = None
+    add_generation_prompt: bool | None = None
+    continue_final_message: bool = False
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    split_reasoning: bool = True
+    keep_answer_room: bool = True
 
     def __post_init__(self) -> None:
         if self.prompt is not None and self.messages:
@@ -151,6 +172,37 @@ class GenerationRequest:
                 f"The reasoning budget must be a whole number from 0 to {MAX_BUDGET}, not {budget!r}.",
                 "Pick a smaller budget, or no limit.",
             )
+        self._check_template_options()
+
+    @property
+    def opens_new_turn(self) -> bool:
+        """Whether the prompt ends with a generation prompt (a new assistant turn)."""
+        return not self.continue_final_message if self.add_generation_prompt is None else self.add_generation_prompt
+
+    def _check_template_options(self) -> None:
+        for name in ("continue_final_message", "split_reasoning", "keep_answer_room"):
+            _check_type(name, getattr(self, name), bool)
+        if self.add_generation_prompt is not None:
+            _check_type("add_generation_prompt", self.add_generation_prompt, bool)
+        _check_type("chat_template_kwargs", self.chat_template_kwargs, dict)
+        check_value("chat_template_kwargs", self.chat_template_kwargs)
+        if self.continue_final_message and self.add_generation_prompt:
+            raise InvalidRequest(
+                "continue_final_message and add_generation_prompt cannot both be true: one continues the "
+                "last message, the other starts a new assistant turn after it.",
+                "Set add_generation_prompt to false to continue the final message.")
+        if self.prompt is not None and (self.continue_final_message or self.chat_template_kwargs):
+            raise InvalidRequest("A raw prompt is not rendered with the chat template, so continue_final_message "
+                                 "and chat_template_kwargs do not apply to it.",
+                                 "Send messages instead, or leave those fields out.")
+        for name in self.chat_template_kwargs:
+            if not isinstance(name, str) or not name.isidentifier():
+                raise InvalidRequest(f"chat_template_kwargs key {name!r} is not a template variable name.",
+                                     "Use names such as truncate_history_thinking.")
+            if name in RESERVED_TEMPLATE_VARIABLES:
+                own = {"enable_thinking": "thinking"}.get(name, name)
+                raise InvalidRequest(f"chat_template_kwargs may not set {name!r}: the request has its own "
+                                     "field for it.", f"Set the request's {own} instead.")
 
 
 def check_value(where: str, value: Any, max_depth: int = MAX_NESTING) -> None:

@@ -5,10 +5,15 @@ if no newline comes within `grace` (500) more tokens, end it there. Ending means
 sequence is fed into the running sequence, and the model goes on to write its answer: no second
 request, no prompt re-evaluation.
 
-Empty-answer guard: a reasoning block must leave room for an answer. When the tokens still allowed
-(by max_tokens or by the context) minus the closing sequence fall to the answer reserve, which is a
-quarter of max_tokens (at least 8 and at most 512 tokens), the reasoning is cut at once, whatever
-the budget. So a request with max_tokens=4096 always keeps at least 512 tokens for its answer.
+Empty-answer guard (`answer_room`, on for the GUI and CLI, on request for the API): a reasoning block
+must leave room for an answer. When the tokens still allowed (by max_tokens or by the context) minus
+the closing sequence fall to the answer reserve, which is a quarter of max_tokens (at least 8 and at
+most 512 tokens), the reasoning is cut at once, whatever the budget. So a request with
+max_tokens=4096 always keeps at least 512 tokens for its answer. Where not even the closing sequence
+fits any more, the guard does not fire: there is no answer room left to keep.
+
+The closing sequence counts inside max_tokens like generated tokens; the loop cuts it short where
+max_tokens ends (see engine/generation.py).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class BudgetController:
     max_tokens: int
     grace: int = BUDGET_GRACE_TOKENS
     closing_length: int = 4  # tokens in CLOSE_CUT for this vocabulary; set by the caller
+    answer_room: bool = True  # the empty-answer guard
     closed_by_budget: bool = False
 
     def close_before_start(self) -> str | None:
@@ -51,7 +57,7 @@ class BudgetController:
         generate (max_tokens and the context both counted).
         """
         closing = None
-        if tokens_left - self.closing_length <= answer_reserve(self.max_tokens):
+        if self.answer_room and 0 <= tokens_left - self.closing_length <= answer_reserve(self.max_tokens):
             closing = CLOSE_AT_NEWLINE if text.endswith("\n") else CLOSE_CUT
         elif self.budget is not None and reasoning_tokens >= self.budget:
             if "\n" in text:

@@ -1,11 +1,15 @@
 """The one generation loop, shared by every backend.
 
-    sample → detokenize (UTF-8 safe) → ReasoningSplitter → stop strings → BudgetController → feed
+    sample → detokenize (UTF-8 safe) → stop strings → ReasoningSplitter → BudgetController → feed
 
 `generate_tokens` is the whole decode loop over a prompt that is already tokenized; it yields the
 engine's events. Cancellation is a flag checked before every token, so a cancel is honoured within
 one token. Reasoning closed by the budget is closed *in this sequence*: the closing tokens are fed
 into the backend like generated ones and the model goes on to answer.
+
+max_tokens is a hard limit: the closing tokens count inside it, and a closing that does not fit is
+cut where max_tokens ends. Stop strings are matched on the text as the model wrote it, reasoning
+and markers included (as vLLM and llama.cpp match them), before the reasoning is split off.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class LoopOptions:
     checkpoint_at: int | None = None  # prompt position worth a state snapshot (last turn start)
     raw_text: bool = False  # stream the text as generated, markers included (completion APIs)
     tools: tuple[dict[str, Any], ...] = ()  # tool definitions: parse tool calls in the answer
+    keep_answer_room: bool = True  # the budget's empty-answer guard
 
 
 class _Clock:
@@ -85,12 +90,14 @@ class _Run:
         self.stops = StopMatcher(self.params.stop)
         self.tokenize_closing = tokenize_closing
         self.budget = BudgetController(options.reasoning_budget, self.params.max_tokens,
-                                       closing_length=len(tokenize_closing(CLOSE_CUT)))
+                                       closing_length=len(tokenize_closing(CLOSE_CUT)),
+                                       answer_room=options.keep_answer_room)
         self.reasoning_tokens = 0
         self.answer_tokens = 0
         self.was_reasoning = self.in_reasoning
         self.raw = options.raw_text
-        self.tools = ToolCallParser(options.tools) if options.tools and not self.raw else None
+        self.undecided = ""  # raw text seen before the splitter knew reasoning from answer
+        self.tools = ToolCallParser(options.tools) if options.tools else None
 
     @property
     def in_reasoning(self) -> bool:
@@ -125,22 +132,30 @@ class _Run:
         return [token]
 
     def absorb(self, data: bytes, out: list[GenerationEvent], *, forced: bool = False) -> None:
-        """Run a token's bytes through detokenizer, splitter and stop matcher into `out`."""
-        text = self.text.feed(data)
+        """Run a token's bytes through detokenizer, stop matcher and splitter into `out`."""
+        self.split(self.stops.feed(self.text.feed(data)), out, forced=forced)
+
+    def split(self, text: str, out: list[GenerationEvent], *, forced: bool = False) -> None:
+        before = self.splitter.phase
         deltas = self.splitter.feed(text)
-        if self.raw:  # the splitter still tracks the thinking, for the budget
-            self.content(text, out)
+        if self.raw:  # the text as written; the splitter still tracks the thinking, for the budget
+            self.emit_raw(text, before, out)
             deltas = []
         self.route(deltas, out, forced=forced)
 
-    def content(self, text: str, out: list[GenerationEvent]) -> None:
-        """Answer text: stop strings first, then tool calls."""
-        visible = self.stops.feed(text)
-        if visible:
-            self.emit_answer(visible, out)
+    def emit_raw(self, text: str, before: Phase, out: list[GenerationEvent]) -> None:
+        """Raw text out. Tool calls are parsed only in text that is answer from start to end (never
+        in the piece that holds </think>): a <tool_call> in the reasoning is thinking."""
+        if self.splitter.phase is Phase.START:
+            self.undecided += text  # not yet known whether reasoning or answer follows
+            return
+        text, self.undecided = self.undecided + text, ""
+        if text:
+            in_answer = before is not Phase.REASONING and self.splitter.phase is Phase.ANSWER
+            self.emit_answer(text, out, parse_tools=in_answer)
 
-    def emit_answer(self, text: str, out: list[GenerationEvent]) -> None:
-        if self.tools is not None:
+    def emit_answer(self, text: str, out: list[GenerationEvent], *, parse_tools: bool = True) -> None:
+        if self.tools is not None and parse_tools:
             out.extend(self.tools.feed(text))
         else:
             out.append(ContentDelta(text))
@@ -149,7 +164,7 @@ class _Run:
               *, forced: bool = False) -> None:
         for delta in deltas:
             if isinstance(delta, ContentDelta):
-                self.content(delta.text, out)
+                self.emit_answer(delta.text, out)
             else:
                 out.append(delta)
         if self.was_reasoning and not self.in_reasoning:
@@ -158,7 +173,8 @@ class _Run:
                                       reasoning_tokens=self.reasoning_tokens))
 
     def force_close(self, closing: str, out: list[GenerationEvent]) -> list[int]:
-        ids = self.tokenize_closing(closing)
+        """Feed the closing sequence as if generated; as much of it as max_tokens still allows."""
+        ids = self.tokenize_closing(closing)[:max(0, self.tokens_left())]
         self.reasoning_tokens += len(ids)
         for token in ids:
             self.absorb(self.backend.token_bytes(token), out, forced=True)
@@ -166,15 +182,13 @@ class _Run:
 
     def finish(self, out: list[GenerationEvent]) -> None:
         """End of generation: flush everything held back (a stop string discards what follows it)."""
-        if not self.stops.stopped:
-            if self.raw:
-                self.content(self.text.finish(), out)
-            else:
-                self.route(self.splitter.feed(self.text.finish()), out)
-                self.route(self.splitter.finish(), out)
-            tail = self.stops.finish()
-            if tail:
-                self.emit_answer(tail, out)
+        self.split(self.stops.feed(self.text.finish()) + self.stops.finish(), out)
+        if self.raw:
+            if self.undecided:
+                self.emit_answer(self.undecided, out)
+                self.undecided = ""
+        else:
+            self.route(self.splitter.finish(), out)
         if self.tools is not None:
             out.extend(self.tools.finish())
 

@@ -88,11 +88,12 @@ class ServerTraits:
     label: str
     budget_field: str | None  # a request field that carries a thinking budget
     template_kwargs: bool  # passes chat_template_kwargs (enable_thinking) to the template
+    answer_room_field: str | None = None  # a request field that turns the answer-room guard on
 
 
 # Keyed by the `owned_by` their /v1/models reports. vLLM needs --reasoning-config for its budget.
 KNOWN_SERVERS = {
-    "nemotron-desk": ServerTraits("Nemotron Desk", "thinking_token_budget", True),
+    "nemotron-desk": ServerTraits("Nemotron Desk", "thinking_token_budget", True, "keep_answer_room"),
     "vllm": ServerTraits("vLLM", "thinking_token_budget", True),
     "sglang": ServerTraits("SGLang", None, True),
     "llamacpp": ServerTraits("llama.cpp server", None, True),
@@ -198,7 +199,10 @@ class _Plan:
         formatter = engine.formatter
         self.thinking = request.thinking and engine.info is not None and engine.info.has_thinking
         if prompt is None and formatter is not None:
-            prompt = formatter.render(request.messages, thinking=self.thinking, tools=request.tools, cancel=cancel)
+            prompt = formatter.render(request.messages, thinking=self.thinking, tools=request.tools,
+                                      add_generation_prompt=request.opens_new_turn,
+                                      continue_final_message=request.continue_final_message,
+                                      template_kwargs=request.chat_template_kwargs, cancel=cancel)
         self.prompt = prompt  # None: the server renders (chat endpoint) and we cannot continue a text
         self.use_completions = raw or (not engine.traits.template_kwargs and prompt is not None)
         starts_in_reasoning = prompt_opens_reasoning(prompt) if prompt is not None else False
@@ -226,8 +230,9 @@ class _Plan:
         """The model card's method over the API: reasoning up to the budget, then to a newline, then the answer."""
         stream, budget = self.stream, self.client_budget
         assert budget is not None
-        # As locally, the reasoning leaves room for an answer: a quarter of max_tokens, up to 512.
-        allowance = max(0, self.max_tokens - answer_reserve(self.max_tokens) - len(CLOSE_CUT))
+        # As locally, the reasoning leaves room for an answer (when asked): a quarter of max_tokens, up to 512.
+        reserve = answer_reserve(self.max_tokens) if self.request.keep_answer_room else 0
+        allowance = max(0, self.max_tokens - reserve - len(CLOSE_CUT))
         if budget == 0 or allowance == 0:
             yield from stream.force_close(CLOSE_AT_NEWLINE)
         else:
@@ -266,10 +271,15 @@ class _Plan:
         stops = list(sampling.stop) if stop is None else stop
         if stops:
             body["stop"] = stops
+        if self.request.keep_answer_room and engine.traits.answer_room_field:  # as locally (the GUI's default)
+            body[engine.traits.answer_room_field] = True
         if first and not self.use_completions:
             path = "chat/completions"
             body["messages"] = [_wire_message(m.to_template()) for m in self.request.messages]
-            body["chat_template_kwargs"] = {"enable_thinking": self.request.thinking}  # the server's template
+            body["chat_template_kwargs"] = {**self.request.chat_template_kwargs,  # the server's template
+                                            "enable_thinking": self.request.thinking}
+            if self.request.continue_final_message:
+                body["continue_final_message"], body["add_generation_prompt"] = True, False
             if self.request.tools:
                 body["tools"] = list(self.request.tools)
             if self.server_budget is not None and engine.traits.budget_field:

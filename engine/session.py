@@ -238,12 +238,15 @@ class EngineSession:
         assert backend is not None and formatter is not None and cache is not None
         tokenize = PromptBound(backend)
         if request.prompt is not None:
-            prompt = Prompt(request.prompt, tokenize(request.prompt, True), None)
-            thinking = True  # a raw prompt that ends inside <think> is reasoning, whatever the flag
+            # A raw prompt that ends inside <think> is reasoning, whatever the flag.
+            prompt = Prompt(request.prompt, tokenize(request.prompt, True), None,
+                            prompt_opens_reasoning(request.prompt))
         else:
-            thinking = request.thinking and formatter.supports_thinking
-            prompt = formatter.prompt(request.messages, tokenize, thinking=thinking, tools=request.tools,
-                                      cancel=cancel)
+            prompt = formatter.prompt(
+                request.messages, tokenize, thinking=request.thinking and formatter.supports_thinking,
+                tools=request.tools, add_generation_prompt=request.opens_new_turn,
+                continue_final_message=request.continue_final_message,
+                template_kwargs=request.chat_template_kwargs, cancel=cancel)
         tokens = prompt.tokens
         if backend.add_bos and (not tokens or tokens[0] != backend.bos_id):
             tokens = [backend.bos_id, *tokens]
@@ -254,16 +257,16 @@ class EngineSession:
                 f"{backend.n_ctx:,}-token context.",
                 "Start a new conversation, delete earlier messages, or reload with a larger context.",
             )
-        starts_in_reasoning = thinking and prompt_opens_reasoning(prompt.text)
         checkpoint = prompt.last_turn_start + (len(tokens) - len(prompt.tokens)) \
             if prompt.last_turn_start is not None else None
         options = LoopOptions(
             sampling=request.sampling,
-            starts_in_reasoning=starts_in_reasoning,
-            reasoning_budget=request.reasoning_budget if starts_in_reasoning else None,
+            starts_in_reasoning=prompt.opens_reasoning,
+            reasoning_budget=request.reasoning_budget if prompt.opens_reasoning else None,
             checkpoint_at=checkpoint,
-            raw_text=request.prompt is not None,
+            raw_text=request.prompt is not None or not request.split_reasoning,
             tools=request.tools,
+            keep_answer_room=request.keep_answer_room,
         )
         closing = lambda text: formatter.tokenize_text(text, self.tokenize)  # noqa: E731
         yield from generate_tokens(backend, cache, tokens, options, cancel, closing)

@@ -22,11 +22,11 @@ apply_chat_template, the same filters, only checked.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache, wraps
+from functools import cached_property, lru_cache, wraps
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from jinja2 import nodes
+from jinja2 import meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.ext import loopcontrols
 from jinja2.runtime import Context
@@ -79,6 +79,13 @@ class ChatTemplate:
         except Exception as exc:  # untrusted source: a syntax error, a nesting too deep for Python, ...
             raise ModelLoadError(f"The model's chat template does not parse: {_describe(exc)}.",
                                  "Use a model file with a valid chat template.") from exc
+
+    @cached_property
+    def variables(self) -> frozenset[str]:
+        """The names the template reads from its context (its syntax tree's undeclared variables),
+        the environment's globals aside: the variables a caller may set."""
+        found = meta.find_undeclared_variables(_ENVIRONMENT.parse(self.source))
+        return frozenset(found) - frozenset(_ENVIRONMENT.globals)
 
     def render(self, variables: Mapping[str, Any], *, limits: RenderLimits = DEFAULT_LIMITS,
                cancel: CancelFlag | None = None) -> str:

@@ -41,6 +41,10 @@ def add_parser(sub: Any) -> None:
                         "off (only behind a proxy that checks the name)")
     p.add_argument("--served-model-name", action="append", default=[], metavar="NAME",
                    help="model name(s) clients use (repeatable; default: the model file's name)")
+    p.add_argument("--reasoning-format", choices=("split", "none"), default="split",
+                   help="split: reasoning in reasoning_content, as vLLM with the nano_v3 reasoning parser "
+                        "(default); none: reasoning left in content with its <think> markers, as a server "
+                        "without a reasoning parser (a request may set its own reasoning_format)")
     p.set_defaults(run=run)
 
 
@@ -75,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     names = args.served_model_name or [Path(client.model.path).stem]
     # At shutdown the engine ends at once: an answer still running must not hold the exit up.
     app = create_app(EngineRunner(client), names, client.model.n_ctx, api_key=api_key, bound_host=args.host,
-                     allowed_hosts=args.allowed_host, on_shutdown=client.terminate)
+                     allowed_hosts=args.allowed_host, on_shutdown=client.terminate,
+                     reasoning_format=args.reasoning_format)
     print(f"Serving {', '.join(names)} at http://{args.host}:{args.port}/v1", file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning",

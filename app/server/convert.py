@@ -58,12 +58,16 @@ def _sampling(body: ChatCompletionRequest | CompletionRequest, max_tokens: int) 
         stop=body.stop_strings(), ignore_eos=body.ignore_eos)
 
 
-def chat_request(body: ChatCompletionRequest, n_ctx: int) -> GenerationRequest:
+def chat_request(body: ChatCompletionRequest, n_ctx: int, reasoning_format: str = "split") -> GenerationRequest:
     max_tokens = body.max_completion_tokens or body.max_tokens or n_ctx
     tools = () if body.tool_choice == "none" else tuple(t.model_dump(exclude_none=True) for t in body.tools or ())
+    template = _TemplateOptions.of(body)
     return GenerationRequest(
-        tuple(to_message(m) for m in body.messages), thinking=body.thinking(), reasoning_budget=body.budget(),
-        sampling=_sampling(body, max_tokens), tools=tools)
+        tuple(to_message(m) for m in body.messages), thinking=template.thinking, reasoning_budget=body.budget(),
+        sampling=_sampling(body, max_tokens), tools=tools, add_generation_prompt=template.add_generation_prompt,
+        continue_final_message=template.continue_final_message, chat_template_kwargs=template.kwargs,
+        split_reasoning=(body.reasoning_format or reasoning_format) == "split",
+        keep_answer_room=body.keep_answer_room)
 
 
 def completion_request(body: CompletionRequest) -> GenerationRequest:
@@ -72,7 +76,33 @@ def completion_request(body: CompletionRequest) -> GenerationRequest:
     except ValueError as exc:
         raise InvalidRequest(str(exc).capitalize() + ".", "Send one prompt string.") from exc
     return GenerationRequest(prompt=prompt, reasoning_budget=body.budget(),
-                             sampling=_sampling(body, body.max_tokens or 16))
+                             sampling=_sampling(body, body.max_tokens or 16), keep_answer_room=body.keep_answer_room)
+
+
+@dataclass(frozen=True)
+class _TemplateOptions:
+    """The chat template's switches of one request. As vLLM does, a switch may come as a top-level
+    field or inside chat_template_kwargs, and the one inside wins; the other keys go to the template."""
+
+    thinking: bool
+    add_generation_prompt: bool | None
+    continue_final_message: bool
+    kwargs: dict[str, Any]
+
+    @classmethod
+    def of(cls, body: ChatCompletionRequest) -> _TemplateOptions:
+        inside = body.chat_template_kwargs
+        switches = {name: getattr(inside, name) for name in _SWITCHES if inside is not None
+                    and getattr(inside, name) is not None}
+        given = body.model_fields_set | set(switches)
+        add = switches.get("add_generation_prompt", body.add_generation_prompt)
+        cont = switches.get("continue_final_message", body.continue_final_message)
+        # Left out, add_generation_prompt gives way to continue_final_message; set both true, they clash.
+        return cls(thinking=body.thinking(), add_generation_prompt=add if "add_generation_prompt" in given else None,
+                   continue_final_message=cont, kwargs=dict(inside.model_extra or {}) if inside is not None else {})
+
+
+_SWITCHES = ("add_generation_prompt", "continue_final_message")
 
 
 def usage_json(u: Usage) -> dict[str, Any]:
@@ -100,9 +130,13 @@ class ChunkMaker:
 
     model: str
     chat: bool
-    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    id: str = ""  # chatcmpl-… for chat, cmpl-… for text completions, as OpenAI names them
     created: int = field(default_factory=lambda: int(time.time()))
     tool_index: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = f"{'chatcmpl' if self.chat else 'cmpl'}-{uuid.uuid4().hex}"
 
     def envelope(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         kind = "chat.completion.chunk" if self.chat else "text_completion"

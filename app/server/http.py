@@ -1,9 +1,11 @@
 """The OpenAI-compatible HTTP API (FastAPI): /v1/models, /v1/chat/completions, /v1/completions.
 
-Reasoning comes back the way vLLM returns it (`reasoning_content`, and `reasoning`), apart from the
-content; tool calls as OpenAI `tool_calls`. Errors use OpenAI's error body. Bad input is a 4xx with a
-message naming the problem; only a failing engine gives a 5xx, and no answer ever holds a traceback
-(an unexpected exception is a short 500; its traceback goes to the log).
+Reasoning comes back the way vLLM with the model's reasoning parser returns it (`reasoning_content`,
+and `reasoning`), apart from the content; with reasoning format "none" it stays in the content with
+its markers, as a server without a reasoning parser returns it. Tool calls come as OpenAI `tool_calls`.
+Errors use OpenAI's error body. Bad input is a 4xx with a message naming the problem; only a failing
+engine gives a 5xx, and no answer ever holds a traceback (an unexpected exception is a short 500; its
+traceback goes to the log).
 
 Every request passes app.server.guard first (Host name, API key, body size); JSON bodies are parsed
 with the bounds of app.server.body (depth, text).
@@ -35,8 +37,13 @@ from engine.errors import InvalidRequest
 
 def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key: str | None = None, *,
                bound_host: str = "127.0.0.1", allowed_hosts: Iterable[str] = (),
-               max_body_bytes: int = MAX_BODY_BYTES, on_shutdown: Callable[[], None] | None = None) -> FastAPI:
-    """The app. `on_shutdown` runs when the server stops (serve ends its engine there, at once)."""
+               max_body_bytes: int = MAX_BODY_BYTES, on_shutdown: Callable[[], None] | None = None,
+               reasoning_format: str = "split") -> FastAPI:
+    """The app. `on_shutdown` runs when the server stops (serve ends its engine there, at once).
+
+    `reasoning_format` "split" returns the reasoning apart (vLLM with a reasoning parser); "none"
+    leaves it in `content` with its markers (a server without one); a request may choose its own.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,7 +69,8 @@ def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key
     async def chat(body: ChatCompletionRequest, request: Request) -> Any:
         if (refusal := _check_model(body.model, model_names)) is not None:
             return refusal
-        return await _respond(runner, request, chat_request(body, n_ctx), ChunkMaker(body.model, chat=True),
+        return await _respond(runner, request, chat_request(body, n_ctx, reasoning_format),
+                              ChunkMaker(body.model, chat=True),
                               body.stream, body.stream_options is not None and body.stream_options.include_usage,
                               body.include_reasoning)
 

@@ -3,9 +3,10 @@
 Unknown fields are refused (400) rather than silently ignored: a client that sends a parameter we do
 not honour learns so at once. Every model validates strictly: `"false"` or `0` where true/false
 belongs, `true` or `"5"` where a number belongs, is a 400 naming the field (lax parsing once read
-the string "false" as thinking on). Fields vLLM adds for reasoning models are accepted:
-`chat_template_kwargs.enable_thinking`, `thinking_token_budget`, `top_k`, `min_p`, `ignore_eos`,
-`include_reasoning`, plus our own `reasoning_budget`.
+the string "false" as thinking on). Fields vLLM adds are accepted: `chat_template_kwargs` (every key
+goes to the template), `add_generation_prompt`, `continue_final_message`, `thinking_token_budget`,
+`top_k`, `min_p`, `ignore_eos`, `include_reasoning`; llama.cpp's `reasoning_format` (`none` or
+`split`); plus our own `reasoning_budget` and `keep_answer_room`.
 """
 
 from __future__ import annotations
@@ -78,8 +79,13 @@ class StreamOptions(_Strict):
 
 
 class ChatTemplateKwargs(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)  # vLLM passes any template variable; one is read
+    """Template variables, as vLLM passes them: the switches it knows are checked here, every other key
+    goes to the template as it is (and is refused there when the template does not read it)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
     enable_thinking: bool = True
+    add_generation_prompt: bool | None = None
+    continue_final_message: bool | None = None
 
 
 class _Sampling(_Strict):
@@ -100,6 +106,9 @@ class _Sampling(_Strict):
     presence_penalty: float | None = Field(default=None, ge=0.0, le=0.0)
     thinking_token_budget: int | None = Field(default=None, ge=0)
     reasoning_budget: int | None = Field(default=None, ge=0)
+    # The GUI's empty-answer guard: close the reasoning early so that a quarter of max_tokens (8 to
+    # 512 tokens) stays for the answer. Off by default: max_tokens means what it means to OpenAI.
+    keep_answer_room: bool = False
 
     def stop_strings(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -118,6 +127,9 @@ class ChatCompletionRequest(_Sampling):
     tool_choice: Literal["auto", "none"] | None = None
     parallel_tool_calls: bool | None = None
     chat_template_kwargs: ChatTemplateKwargs | None = None
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    reasoning_format: Literal["none", "split"] | None = None  # None: the server's --reasoning-format
     include_reasoning: bool = True
     logprobs: Off | None = None
     response_format: dict[str, Literal["text"]] | None = None

@@ -27,7 +27,7 @@ def free_port() -> int:
 class LiveServer:
     def __init__(self, model: Path, name: str, api_key: str | None = None, n_ctx: int = 4096,
                  **options: Any) -> None:
-        """`options` go to create_app (allowed_hosts, max_body_bytes, ...)."""
+        """`options` go to create_app (allowed_hosts, max_body_bytes, reasoning_format, ...)."""
         self.client = EngineClient()
         events = list(self.client.load(LoadSpec(str(model), LlamaLoadOptions(n_ctx=n_ctx, n_threads=2,
                                                                              n_gpu_layers=0))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -103,6 +104,47 @@ def test_serve_command_serves_the_demo_model() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
+
+
+def test_serve_reasoning_format_none_leaves_the_reasoning_in_content(tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from tests.e2e.live_server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([*cli(), "serve", "-m", str(tiny_nemotron.gguf_path), "--port", str(port),
+                             "--threads", "2", "--ctx", "1024", "--served-model-name", "tiny",
+                             "--reasoning-format", "none"], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "Serving tiny at http://127.0.0.1:" in line:
+                break
+        else:
+            raise AssertionError("the server did not start")
+        _wait_until_listening(port)
+        body = {"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        inline = httpx.post(url, json=body, timeout=60).json()["choices"][0]["message"]
+        split = httpx.post(url, json={**body, "reasoning_format": "split"}, timeout=60).json()["choices"][0]["message"]
+        assert inline["content"] and inline["reasoning_content"] is None  # 4 tokens of reasoning, in content
+        assert split["content"] is None and split["reasoning_content"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert run("serve", "--reasoning-format", "deepseek").returncode == 2
+
+
+def _wait_until_listening(port: int) -> None:
+    """serve prints its address just before uvicorn binds the port: wait for the bind itself."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "the server never listened"
+            time.sleep(0.05)
 
 
 def test_serve_warns_when_exposed() -> None:

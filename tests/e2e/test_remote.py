@@ -123,6 +123,15 @@ def test_budget_goes_to_the_server_in_one_request(ours: LiveServer) -> None:
     assert len(ours.runner.finished) == before + 1  # the server applied it: no continuation requests
 
 
+def test_answer_room_guard_as_locally(ours: LiveServer) -> None:
+    """Our server applies the guard only when asked; the remote engine asks where the request does."""
+    session = connect(ours.base_url, api_key="s3cret")
+    guarded = ask(session, max_tokens=40, seed=3)
+    assert len(guarded.ended) == 1 and guarded.usage.reasoning_tokens < 40  # closed early, by the server
+    plain = ask(session, max_tokens=40, seed=3, keep_answer_room=False)
+    assert not plain.ended and plain.usage.completion_tokens == 40  # all of it reasoning
+
+
 def test_cancel_mid_stream_closes_the_connection(ours: LiveServer) -> None:
     session = connect(ours.base_url, api_key="s3cret")
     stop = threading.Event()

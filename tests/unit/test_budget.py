@@ -51,3 +51,14 @@ def test_answer_reserve_bounds() -> None:
     assert answer_reserve(1) == 8
     assert answer_reserve(4096) == 512
     assert answer_reserve(10**6) == 512
+
+
+def test_guard_only_when_asked_and_only_while_the_closing_fits() -> None:
+    off = BudgetController(None, max_tokens=100, closing_length=4, answer_room=False)
+    assert off.after_reasoning_token(61, " w", tokens_left=29) is None  # the API's default
+    tiny = BudgetController(None, max_tokens=4, closing_length=5)
+    # 3 tokens left cannot hold the 5-token closing: no half-written ".\n" in the reasoning
+    assert tiny.after_reasoning_token(1, " w", tokens_left=3) is None
+    assert not tiny.closed_by_budget
+    exact = BudgetController(None, max_tokens=6, closing_length=5)
+    assert exact.after_reasoning_token(1, " w", tokens_left=5) == CLOSE_CUT
