@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,13 +82,35 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(EngineRunner(client), names, client.model.n_ctx, api_key=api_key, bound_host=args.host,
                      allowed_hosts=args.allowed_host, on_shutdown=client.terminate,
                      reasoning_format=args.reasoning_format)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    try:
+        sock = listening_socket(args.host, args.port, config.backlog)
+    except OSError as exc:
+        client.close()
+        print(f"Error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}). "
+              "Another program may be using the port: choose another with --port.", file=sys.stderr)
+        return 1
     print(f"Serving {', '.join(names)} at http://{args.host}:{args.port}/v1", file=sys.stderr)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                    timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         client.close()
     return 0
+
+
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A socket already listening, so that whoever reads the "Serving ... at" line can connect at once
+    (uvicorn would bind only once its loop runs; connections made meanwhile wait in the backlog)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def read_api_key(args: argparse.Namespace) -> str | None:

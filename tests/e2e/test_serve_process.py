@@ -138,3 +138,24 @@ def test_the_key_from_a_file_or_the_environment(tiny_nemotron, tmp_path: Path) -
         headers = {"Authorization": "Bearer from-the-env"}
         assert httpx.get(server.url + "/models", headers=headers, timeout=HANG_GUARD_S).status_code == 200
         assert httpx.get(server.url + "/models", timeout=HANG_GUARD_S).status_code == 401
+
+
+def test_the_port_listens_when_serving_is_printed(tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    """The "Serving ... at" line comes once the port accepts connections: a client may connect at once."""
+    with serve(tiny_nemotron.gguf_path) as server:
+        reply = httpx.get(f"{server.url}/models", timeout=HANG_GUARD_S)  # no retry: the first try must work
+        assert reply.status_code == 200
+
+
+def test_a_port_in_use_is_an_error_that_says_so(tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run([*cli(), "serve", "-m", str(tiny_nemotron.gguf_path), "--port", str(port)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD_S)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr
