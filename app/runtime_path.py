@@ -1,4 +1,4 @@
-"""Puts the runtimes installed on demand (the torch backend, see engine/runtime_install.py) on sys.path.
+"""Puts the runtimes installed on demand (the torch backend, see engine/services/runtime_install.py) on sys.path.
 
 They live in the user's data folder, not in the app's own folder, so a packaged app (whose folder
 is read-only and replaced on upgrade) can gain them. They are appended: the app's own modules win.

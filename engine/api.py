@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from engine.errors import InvalidRequest
 
@@ -379,3 +380,96 @@ class ModelInfo:
 
 GenerationEvent = ReasoningDelta | ContentDelta | ToolCallEvent | ReasoningEnded | Usage | Finished | Error
 EngineEvent = GenerationEvent | LoadProgress | ModelInfo
+
+
+# What to load: a GGUF on llama.cpp, a Hugging Face folder on torch, or a model on a server.
+
+
+@dataclass(frozen=True)
+class LlamaLoadOptions:
+    n_gpu_layers: int = -1  # -1: every layer that the build can offload (all on CPU builds)
+    n_ctx: int = 8192
+    n_threads: int | None = None
+    flash_attn: bool = True
+    n_batch: int = 512
+
+
+@dataclass(frozen=True)
+class TorchLoadOptions:
+    #: "auto" (CUDA when available), "cuda" or "cpu".
+    device: str = "auto"
+    #: "auto" (bfloat16 on CUDA, float32 on CPU), "bfloat16", "float16" or "float32".
+    dtype: str = "auto"
+    n_ctx: int = 8192
+    #: Allow spreading over several GPUs or spilling weights to CPU memory when one GPU is short.
+    allow_offload: bool = True
+    #: transformers' experts implementation: "auto" (its default), "eager", "grouped_mm", "batched_mm".
+    experts: str = "auto"
+    #: Prompt tokens per forward pass; bounds activation memory on very long prompts.
+    prefill_chunk: int = 8192
+    #: CPU threads for torch's CPU ops (None: torch's default). With more threads than free cores,
+    #: torch's OpenMP pool spins and small ops get tens of times slower.
+    n_threads: int | None = None
+    #: "auto" (the CUDA-graph decode step where it can run, else eager), "eager" (transformers' forward
+    #: per token), or "fast" (also on the CPU: the same hand-written step in plain torch; for tests).
+    decode: str = "auto"
+
+
+def normalize_base_url(url: str) -> str:
+    """`host:8000`, `http://host:8000` and `http://host:8000/v1/` all become `http://host:8000/v1`."""
+    text = url.strip()
+    if text and "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest(f"{url!r} is not a server address.",
+                             "Give the server's base URL, e.g. http://gpu-box:8000/v1.")
+    text = text.rstrip("/")
+    return text + "/v1" if parts.path in ("", "/") else text
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4  # tries in all, the first included
+    first_pause_s: float = 0.5  # doubled after each try
+    longest_pause_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    """A model on an OpenAI-compatible server. `model` empty: the server's only model.
+
+    `api_key` is held in memory only (never in a repr, a log or a file); front ends read it from the
+    keyring (engine.services.secrets, name `remote:<base_url>`) or the command line. `budget_on_server` None
+    lets the engine decide from the kind of server; False forces the two-step method over the API.
+    """
+
+    base_url: str
+    model: str = ""
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 120.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    budget_on_server: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
+        if not self.timeout_s > 0:
+            raise InvalidRequest(f"The timeout must be positive, not {self.timeout_s!r}.", "Use e.g. 120 seconds.")
+
+
+def secret_name(base_url: str) -> str:
+    """Where a server's API key is kept in the keyring."""
+    return f"remote:{normalize_base_url(base_url)}"
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What to load. `model_path` None means the demo model; `remote` a model on a server instead.
+
+    A GGUF file runs on llama.cpp with `llama`; a Hugging Face folder on torch with `torch`.
+    """
+
+    model_path: str | None = None
+    llama: LlamaLoadOptions = field(default_factory=LlamaLoadOptions)
+    torch: TorchLoadOptions = field(default_factory=TorchLoadOptions)
+    remote: RemoteSpec | None = None

@@ -11,11 +11,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from engine.api import EngineEvent, Error, ModelInfo
-from engine.backends.llama_cpp import LlamaLoadOptions
-from engine.backends.torch_backend import TorchLoadOptions
-from engine.models import demo_model_path
-from engine.session import EngineSession, LoadSpec
+from engine.api import EngineEvent, Error, LlamaLoadOptions, LoadSpec, ModelInfo, TorchLoadOptions
+from engine.formats.demo import demo_model_path
+from engine.worker.session import EngineSession
 
 THREADS = min(2, os.cpu_count() or 1)
 

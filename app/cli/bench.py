@@ -13,8 +13,7 @@ from typing import Any
 
 from app.cli.options import add_model_options, load_spec
 from engine.api import Error, ModelInfo
-from engine.bench import BenchFigures, compare, longest_run, medians
-from engine.session import EngineSession
+from engine.client.bench import BenchFigures, InProcessSession, compare, longest_run, medians
 
 
 def add_parser(sub: Any) -> None:
@@ -37,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prompt_tokens < 1 or args.gen_tokens < 2 or args.rounds < 1:
         print("Error: --prompt-tokens must be ≥ 1, --gen-tokens ≥ 2 and --rounds ≥ 1.", file=sys.stderr)
         return 2
-    session = EngineSession()
+    session = InProcessSession()
     info = None
     for event in session.load(load_spec(args)):
         if isinstance(event, Error):

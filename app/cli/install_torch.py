@@ -1,6 +1,6 @@
 """`nemotron-desk install-torch`: the torch backend from a terminal (a DGX Spark over SSH, a server).
 
-The same installer as the app's Model menu (engine/runtime_install.py): it lists what it will
+The same installer as the app's Model menu (engine/services/runtime_install.py): it lists what it will
 download and how large, asks, then downloads with progress, checks every file and unpacks them into
 the user's data folder, where the app finds them at its next start.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from app.paths import runtime_site_packages
 
-# engine.runtime_install (packaging, urllib) is imported when the command runs, not at every start.
+# engine.services.runtime_install (packaging, urllib) is imported when the command runs, not at every start.
 
 
 def add_parser(sub: Any) -> None:
@@ -27,7 +27,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.runtime_install import DEFAULT_INDEXES, TORCH_REQUIREMENTS, RuntimeInstallError, install, plan_install
+    from engine.services.runtime_install import (
+        DEFAULT_INDEXES,
+        TORCH_REQUIREMENTS,
+        RuntimeInstallError,
+        install,
+        plan_install,
+    )
 
     target = runtime_site_packages()
     indexes = args.index_url or list(DEFAULT_INDEXES)
@@ -69,7 +75,7 @@ class _Progress:
         tenth = 10 * done // total if total else 0
         if (what, tenth) != self._last:
             self._last = (what, tenth)
-            from engine.runtime_install import format_size
+            from engine.services.runtime_install import format_size
 
             sizes = f"  {format_size(done)} of {format_size(total)}" if what.startswith("Downloading") else ""
             print(f"{what}{sizes}", file=sys.stderr)

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from app.paths import data_dir
 from engine.errors import EngineError
-from engine.hub.hardware import gb
+from engine.services.hub.hardware import gb
 
 if TYPE_CHECKING:  # huggingface_hub, httpx and keyring load when a models command runs, not at every start
-    from engine.hub.download import Downloader, Progress
-    from engine.hub.library import Library
+    from engine.services.hub.download import Downloader, Progress
+    from engine.services.hub.library import Library
 
 TOKEN_NAME = "hf-token"
 
@@ -55,8 +55,8 @@ def _hub_options(p: argparse.ArgumentParser) -> None:
 
 
 def _library(args: argparse.Namespace) -> Library:
-    from engine.hub.cache import default_cache_dir
-    from engine.hub.library import Library
+    from engine.services.hub.cache import default_cache_dir
+    from engine.services.hub.library import Library
 
     return Library(args.cache_dir or default_cache_dir(), data_dir())
 
@@ -92,10 +92,10 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from engine.hub.cache import default_cache_dir
-    from engine.hub.catalog import resolve
-    from engine.hub.download import AuthRequired, Downloader, DownloadStopped
-    from engine.secrets import secrets
+    from engine.services.hub.cache import default_cache_dir
+    from engine.services.hub.catalog import resolve
+    from engine.services.hub.download import AuthRequired, Downloader, DownloadStopped
+    from engine.services.secrets import secrets
 
     cache_dir = args.cache_dir or default_cache_dir()
     if args.ask_token:
@@ -154,8 +154,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _list_variants(downloader: Downloader, cache_dir: Path, context: int, token: str | None) -> int:
-    from engine.hub import fit, hardware
-    from engine.hub.catalog import SOURCES, load_catalog
+    from engine.services.hub import fit, hardware
+    from engine.services.hub.catalog import SOURCES, load_catalog
 
     hw = hardware.detect(cache_dir)
     catalog = load_catalog(downloader.api, tuple(SOURCES), token)

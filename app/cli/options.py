@@ -6,12 +6,10 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from engine.backends.llama_cpp import LlamaLoadOptions
-from engine.backends.torch_backend import TorchLoadOptions
-from engine.session import LoadSpec
+from engine.api import LlamaLoadOptions, LoadSpec, TorchLoadOptions
 
 if TYPE_CHECKING:  # the remote client (httpx) and keyring load only for --remote
-    from engine.remote import RemoteSpec
+    from engine.api import RemoteSpec
 
 API_KEY_ENV = "NEMOTRON_DESK_API_KEY"
 
@@ -50,8 +48,8 @@ def add_remote_options(parser: argparse.ArgumentParser) -> None:
 
 def remote_spec(args: argparse.Namespace) -> RemoteSpec:
     """The --remote server; raises InvalidRequest for an address that is not one."""
-    from engine.remote import RemoteSpec, secret_name
-    from engine.secrets import secrets
+    from engine.api import RemoteSpec, secret_name
+    from engine.services.secrets import secrets
 
     url = args.remote
     key = args.api_key or os.environ.get(API_KEY_ENV) or secrets.get(secret_name(url))

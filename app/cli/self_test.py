@@ -10,11 +10,18 @@ import platform
 import sys
 import time
 
-from engine.api import ContentDelta, Error, GenerationRequest, Message, ModelInfo, SamplingParams
-from engine.backends.llama_cpp import LlamaLoadOptions
+from engine.api import (
+    ContentDelta,
+    Error,
+    GenerationRequest,
+    LlamaLoadOptions,
+    LoadSpec,
+    Message,
+    ModelInfo,
+    SamplingParams,
+)
 from engine.client import EngineClient
-from engine.models import demo_model_path
-from engine.session import LoadSpec
+from engine.formats.demo import demo_model_path
 
 QUESTION = "What is the capital of France? Answer in one word."
 

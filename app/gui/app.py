@@ -11,7 +11,7 @@ from app.gui.qt import QApplication, QIcon, QTimer
 from app.gui.single_instance import InstanceServer, ask_first_instance, server_name
 from app.paths import app_icon_path, data_dir, database_path
 from app.store import ChatStore, StoreInUse
-from engine.models import demo_model_path
+from engine.formats.demo import demo_model_path
 
 READ_ONLY_NOTE = ("Read-only: another Nemotron Desk is using this data folder ({folder}) and did not answer. "
                   "Chats can be read here, not changed. Close that one (or end it), then start again to chat.")

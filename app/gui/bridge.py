@@ -19,9 +19,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from app.gui.qt import QObject, QTimer, Signal
-from engine.api import EngineEvent, Error, GenerationRequest, LoadProgress, ModelInfo
+from engine.api import EngineEvent, Error, GenerationRequest, LoadProgress, LoadSpec, ModelInfo
 from engine.client import EngineClient
-from engine.session import LoadSpec
 
 FRAME_MS = 16
 

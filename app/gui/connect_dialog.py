@@ -3,7 +3,7 @@
 The person gives the server's URL and, if it needs one, an API key; "Test connection" lists the
 server's models (its /v1/models) on a helper thread, so the window never waits on the network, and
 the person picks one. The URL and model are remembered in QSettings; the key only in the system
-keyring (engine.secrets), and only when the person asks for it to be remembered.
+keyring (engine.services.secrets), and only when the person asks for it to be remembered.
 
 Signals:
     listed(object)   the test finished: a list of model names, or an EngineError
@@ -13,12 +13,24 @@ from __future__ import annotations
 
 import threading
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLineEdit
-
-from app.gui.qt import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSettings, QWidget, Signal
+from app.gui.qt import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSettings,
+    QWidget,
+    Signal,
+)
+from engine.api import RemoteSpec, secret_name
 from engine.errors import EngineError, InvalidRequest
-from engine.remote import RemoteSpec, list_models, secret_name
-from engine.secrets import SecretStore, secrets
+from engine.services.remote_servers import list_models
+from engine.services.secrets import SecretStore, secrets
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
 

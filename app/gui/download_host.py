@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any
 from app.gui.qt import QAction, QLabel, QSettings
 from app.paths import data_dir
 from engine.errors import EngineError
-from engine.hub.hardware import gb
+from engine.services.hub.hardware import gb
 
 if TYPE_CHECKING:  # huggingface_hub and httpx load when a download or the library is opened, not at start
     from app.gui.download_wizard import DownloadWizard
     from app.gui.downloads import DownloadJob
     from app.gui.model_library import ModelLibraryDialog
-    from engine.hub.catalog import Variant
-    from engine.hub.download import Downloader, Progress
-    from engine.hub.library import Library
+    from engine.services.hub.catalog import Variant
+    from engine.services.hub.download import Downloader, Progress
+    from engine.services.hub.library import Library
 
 FIRST_RUN_KEY = "downloads/offered"
 
@@ -39,8 +39,8 @@ class DownloadsMixin:
         menu.addAction(library)
 
     def library(self) -> Library:
-        from engine.hub.cache import default_cache_dir
-        from engine.hub.library import Library
+        from engine.services.hub.cache import default_cache_dir
+        from engine.services.hub.library import Library
 
         return Library(default_cache_dir(), data_dir())
 

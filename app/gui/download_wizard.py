@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-import engine.secrets as engine_secrets
+import engine.services.secrets as engine_secrets
 from app.gui.downloads import DownloadJob
 from app.gui.qt import (
     QApplication,
@@ -32,12 +32,12 @@ from app.gui.qt import (
 )
 from app.gui.tables import row_table
 from engine.errors import EngineError
-from engine.hub import fit, hardware
-from engine.hub.cache import default_cache_dir
-from engine.hub.catalog import Catalog, Variant, load_catalog
-from engine.hub.download import AuthRequired, Downloader, Progress
-from engine.hub.hardware import Hardware, gb
-from engine.secrets import SecretStore
+from engine.services.hub import fit, hardware
+from engine.services.hub.cache import default_cache_dir
+from engine.services.hub.catalog import Catalog, Variant, load_catalog
+from engine.services.hub.download import AuthRequired, Downloader, Progress
+from engine.services.hub.hardware import Hardware, gb
+from engine.services.secrets import SecretStore
 
 TOKEN_NAME = "hf-token"
 HARDWARE, VARIANT, TOKEN, DOWNLOAD, DONE = range(5)

@@ -17,8 +17,8 @@ import threading
 
 from app.gui.qt import QObject, QTimer, Signal
 from engine.errors import EngineError
-from engine.hub.catalog import Variant
-from engine.hub.download import Control, Downloader, DownloadStopped, Progress
+from engine.services.hub.catalog import Variant
+from engine.services.hub.download import Control, Downloader, DownloadStopped, Progress
 
 POLL_MS = 100
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QSpinBox
-
-from app.gui.qt import QCheckBox, QSettings, QWidget
-from engine.backends.llama_cpp import LlamaLoadOptions
-from engine.backends.torch_backend import TorchLoadOptions
-from engine.session import LoadSpec
+from app.gui.qt import QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QSettings, QSpinBox, QWidget
+from engine.api import LlamaLoadOptions, LoadSpec, TorchLoadOptions
 
 
 def saved_options() -> LlamaLoadOptions:

@@ -34,8 +34,7 @@ from app.gui.qt import (
 )
 from app.gui.sidebar import Sidebar
 from app.store import ChatStore
-from engine.api import Error, GenerationRequest, ModelInfo, Usage
-from engine.session import LoadSpec
+from engine.api import Error, GenerationRequest, LoadSpec, ModelInfo, Usage
 
 
 class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):

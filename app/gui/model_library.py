@@ -19,8 +19,8 @@ from app.gui.qt import (
 )
 from app.gui.tables import row_table
 from engine.errors import EngineError
-from engine.hub.hardware import gb
-from engine.hub.library import Library, LocalModel
+from engine.services.hub.hardware import gb
+from engine.services.hub.library import Library, LocalModel
 
 
 class ModelLoader(Protocol):

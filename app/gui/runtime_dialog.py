@@ -25,7 +25,7 @@ from app.gui.qt import (
     Signal,
 )
 from app.paths import runtime_site_packages
-from engine.runtime_install import (
+from engine.services.runtime_install import (
     DEFAULT_INDEXES,
     TORCH_REQUIREMENTS,
     InstallPlan,

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex
-from PySide6.QtWidgets import QLineEdit, QListView, QMenu
-
-from app.gui.qt import QPushButton, Qt, QVBoxLayout, QWidget, Signal
+from app.gui.qt import (
+    QAbstractListModel,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPushButton,
+    Qt,
+    QVBoxLayout,
+    QWidget,
+    Signal,
+)
 from app.store import ChatStore, Conversation
 
 Index = QModelIndex | QPersistentModelIndex

@@ -17,19 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from engine.api import SamplingParams
+from engine.api import LlamaLoadOptions, SamplingParams
 from engine.backends.base import Sampler, SequenceMixin
 from engine.errors import ModelLoadError
-from engine.gguf_file import GgufMetadata
-
-
-@dataclass(frozen=True)
-class LlamaLoadOptions:
-    n_gpu_layers: int = -1  # -1: every layer that the build can offload (all on CPU builds)
-    n_ctx: int = 8192
-    n_threads: int | None = None
-    flash_attn: bool = True
-    n_batch: int = 512
+from engine.formats.gguf import GgufMetadata
 
 
 def _import_llama_cpp() -> Any:
@@ -52,7 +43,7 @@ class _TemplateNotCompiled:
     Llama() compiles every chat template in the file as it loads, in a Jinja environment with no
     bounds (`{{ 'A' * 10**9 }}` is folded into a 1 GB constant while compiling) and with errors
     that leave as bare Jinja exceptions. The engine renders the template itself, in
-    engine/template_sandbox.py, and never uses llama-cpp-python's chat handlers: so that step
+    engine/generate/templates/sandbox.py, and never uses llama-cpp-python's chat handlers: so that step
     is skipped, and a handler that is somehow used says so.
     """
 
@@ -61,7 +52,7 @@ class _TemplateNotCompiled:
 
     def to_chat_handler(self) -> Any:
         def unused(**_: Any) -> Any:
-            raise RuntimeError("the engine renders chat templates itself (engine/template_sandbox.py)")
+            raise RuntimeError("the engine renders chat templates itself (engine/generate/templates/sandbox.py)")
 
         return unused
 

@@ -17,6 +17,8 @@ import time
 from engine.api import (
     ContentDelta,
     GenerationRequest,
+    LlamaLoadOptions,
+    LoadSpec,
     Message,
     ModelInfo,
     ReasoningDelta,
@@ -24,9 +26,8 @@ from engine.api import (
     SamplingParams,
     Usage,
 )
-from engine.backends.llama_cpp import LlamaLoadOptions
 from engine.client import EngineClient
-from engine.session import EngineSession, LoadSpec
+from engine.worker.session import EngineSession
 
 
 def vram_used_mib() -> int:

@@ -44,11 +44,11 @@ from typing import Any
 
 import torch
 
-from engine.backends.torch_fast import kernels as kernel_module
-from engine.backends.torch_fast.decoder import FastDecoder
-from engine.backends.torch_fast.reference import TorchOps
-from engine.backends.torch_fast.step import decode_step
-from engine.backends.torch_fast.weights import AttentionWeights, MambaWeights, ModelWeights, MoEWeights, model_weights
+from engine.backends.torch.fast import kernels as kernel_module
+from engine.backends.torch.fast.decoder import FastDecoder
+from engine.backends.torch.fast.reference import TorchOps
+from engine.backends.torch.fast.step import decode_step
+from engine.backends.torch.fast.weights import AttentionWeights, MambaWeights, ModelWeights, MoEWeights, model_weights
 from tests.fixtures.tiny_nemotron import real_config, tiny_config
 
 GiB = 2**30
@@ -234,7 +234,7 @@ def check(model: Any, dtype: Any) -> None:
 
 def graph_ms(body: Callable[[], None], reps: int = 20) -> float:
     """Median milliseconds of one replay of `body` captured in a CUDA graph."""
-    from engine.backends.torch_fast.graph import CapturedGraph
+    from engine.backends.torch.fast.graph import CapturedGraph
 
     with torch.inference_mode():
         graph = CapturedGraph(torch, body, warmups=1)
@@ -385,7 +385,7 @@ def versus_transformers(model: Any, dec: FastDecoder, prompt: list[int], steps: 
     and both against one fresh forward over the whole sequence at the end."""
     from transformers import DynamicCache
 
-    from engine.backends.torch_backend import _forward_params
+    from engine.backends.torch.backend import _forward_params
 
     kw = "cache" if "cache" in _forward_params(model) else "past_key_values"
     cache = DynamicCache(config=model.config)
@@ -416,7 +416,7 @@ def ttft_pair(model: Any, dec: FastDecoder, prompt: list[int], reps: int = 3) ->
     """Prompt to first greedy token: our prefill into the static state against transformers' forward."""
     from transformers import DynamicCache
 
-    from engine.backends.torch_backend import _attention_backends, _forward_params
+    from engine.backends.torch.backend import _attention_backends, _forward_params
 
     kw = "cache" if "cache" in _forward_params(model) else "past_key_values"
     ours, theirs = [], []
@@ -438,7 +438,7 @@ def ttft_pair(model: Any, dec: FastDecoder, prompt: list[int], reps: int = 3) ->
 
 
 def ttft(model: Any) -> None:
-    from engine.backends.torch_backend import _attention_backends
+    from engine.backends.torch.backend import _attention_backends
 
     dec = FastDecoder(torch, model, N_CTX, kernels="triton", prefill_chunk=8192,
                       attention_context=_attention_backends(torch))
@@ -464,7 +464,7 @@ def profile_replays(dec: FastDecoder) -> None:
 
 
 def step(model: Any, dtype: Any, out: Path) -> None:
-    from engine.backends.torch_backend import _attention_backends
+    from engine.backends.torch.backend import _attention_backends
 
     context = _attention_backends(torch) if CUDA else __import__("contextlib").nullcontext
     before = torch.cuda.memory_allocated() if CUDA else 0
@@ -523,7 +523,7 @@ def prepare_times(out: Path) -> None:
 
 def prepare_child() -> None:
     model = build_model(real_config(), torch.bfloat16)
-    from engine.backends.torch_backend import _attention_backends
+    from engine.backends.torch.backend import _attention_backends
 
     apply_tiles()
     dec = FastDecoder(torch, model, N_CTX, kernels="triton", prefill_chunk=8192,
@@ -541,7 +541,7 @@ def parity() -> None:
     for dtype in (torch.float32, torch.bfloat16):
         model = build_model(config, dtype)
         condition_weights(model)
-        from engine.backends.torch_backend import _attention_backends
+        from engine.backends.torch.backend import _attention_backends
 
         dec = FastDecoder(torch, model, 4096, kernels="triton", prefill_chunk=8192,
                           attention_context=_attention_backends(torch))
@@ -580,16 +580,18 @@ def product(out: Path) -> None:
         ContentDelta,
         GenerationRequest,
         LoadProgress,
+        LoadSpec,
         Message,
         ModelInfo,
         ReasoningDelta,
         ReasoningEnded,
         SamplingParams,
+        TorchLoadOptions,
         Usage,
     )
-    from engine.backends.torch_backend import TorchBackend, TorchLoadOptions
-    from engine.bench import run_engine_loop, run_plain_generate, synthetic_prompt
-    from engine.session import EngineSession, LoadSpec
+    from engine.backends.torch.backend import TorchBackend
+    from engine.client.bench import run_engine_loop, run_plain_generate, synthetic_prompt
+    from engine.worker.session import EngineSession
     from tests.gpu.torch_h200 import write_folder
 
     folder = Path("/dev/shm/nemotron-bf16")

@@ -7,7 +7,7 @@ real chat template, then, through the product's own code:
 1. loads it with the torch backend (memory plan, progress events, time, VRAM);
 2. runs a chat request end to end (thinking on, a reasoning budget, the answer streamed);
 3. measures time to first token and decode speed for 1k and 8k prompts, our loop against plain
-   `model.generate()` in the same run, alternating (engine.bench.compare);
+   `model.generate()` in the same run, alternating (engine.client.bench.compare);
 4. decode speed with each experts implementation transformers offers;
 5. a snapshot's size and its save / restore time;
 6. a profile of one decode step (what costs the most).
@@ -30,16 +30,18 @@ from engine.api import (
     ContentDelta,
     GenerationRequest,
     LoadProgress,
+    LoadSpec,
     Message,
     ModelInfo,
     ReasoningDelta,
     ReasoningEnded,
     SamplingParams,
+    TorchLoadOptions,
     Usage,
 )
-from engine.backends.torch_backend import TorchBackend, TorchLoadOptions
-from engine.bench import compare, medians, synthetic_prompt
-from engine.session import EngineSession, LoadSpec
+from engine.backends.torch.backend import TorchBackend
+from engine.client.bench import compare, medians, synthetic_prompt
+from engine.worker.session import EngineSession
 from tests.fixtures.tiny_nemotron import _generation_config, _tokenizer_config, build_tokenizer, real_config
 
 GiB = 2**30
@@ -142,7 +144,7 @@ def bench(backend: TorchBackend, prompt_tokens: int, gen: int, rounds: int) -> N
 
 
 def decode_speed(backend: TorchBackend, prompt_tokens: int, n: int = 32) -> float:
-    from engine.bench import run_engine_loop
+    from engine.client.bench import run_engine_loop
 
     return run_engine_loop(backend, synthetic_prompt(backend, prompt_tokens), n).decode_tokens_per_s
 
@@ -157,7 +159,7 @@ def attention_paths(backend: TorchBackend) -> None:
 
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from engine.bench import run_engine_loop
+    from engine.client.bench import run_engine_loop
 
     q = torch.randn(1, 32, 1, 128, device="cuda", dtype=torch.bfloat16)
     k = torch.randn(1, 32, 700, 128, device="cuda", dtype=torch.bfloat16)

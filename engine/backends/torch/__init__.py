@@ -1,0 +1,1 @@
+"""The transformers backend (backend.py) and its CUDA fast decode path (fast/)."""

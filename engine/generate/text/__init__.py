@@ -1,0 +1,1 @@
+"""Text-level pieces of generation, shared by local backends and remote servers."""

@@ -1,0 +1,1 @@
+"""The worker process: its main loop (main.py) and the session that owns one loaded model (session.py)."""

@@ -1,0 +1,146 @@
+"""Takes the review screenshots into docs/screenshots/ (run under Xvfb, or offscreen):
+
+    xvfb-run -a -s "-screen 0 1280x860x24" python -m tests.app.gui.screenshots [MODEL.gguf]
+
+Empty window; the thinking pane open while it streams; folded after the answer; the dark theme;
+a markdown answer from the demo model.
+Uses the tiny Nemotron fixture unless a model is given (its text is noise; the layout is real).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+from app.gui.bridge import EngineBridge
+from app.gui.main_window import MainWindow
+from app.store import ChatStore
+from engine.api import LlamaLoadOptions, LoadSpec
+from tests import REPO_ROOT
+
+OUT = REPO_ROOT / "docs" / "screenshots"
+
+
+def wait(app: QApplication, condition, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def settle(app: QApplication) -> None:
+    """Let pending layout and paint work finish before a grab."""
+    import time
+
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    for role, color in ((QPalette.ColorRole.Window, "#1e1f22"), (QPalette.ColorRole.WindowText, "#dfe1e5"),
+                        (QPalette.ColorRole.Base, "#2b2d30"), (QPalette.ColorRole.AlternateBase, "#35373b"),
+                        (QPalette.ColorRole.Text, "#dfe1e5"), (QPalette.ColorRole.Button, "#2b2d30"),
+                        (QPalette.ColorRole.ButtonText, "#dfe1e5"), (QPalette.ColorRole.Highlight, "#3574f0"),
+                        (QPalette.ColorRole.PlaceholderText, "#8c8f94"), (QPalette.ColorRole.Link, "#589df6")):
+        p.setColor(role, QColor(color))
+    return p
+
+
+def shoot(model: str, dark: bool, tag: str, app: QApplication) -> None:
+    if dark:
+        app.setStyle("Fusion")
+        app.setPalette(dark_palette())
+    store = ChatStore(Path(tempfile.mkdtemp()) / "shots.sqlite3")
+    win = MainWindow(EngineBridge(), store, LoadSpec(model, LlamaLoadOptions(n_ctx=4096, n_threads=2)))
+    win.resize(1200, 800)
+    win.max_tokens = 400
+    win.show()
+    wait(app, lambda: win.bridge.model is not None and not win.bridge.busy)
+    settle(app)
+    win.grab().save(str(OUT / f"{tag}empty.png"))
+    win.composer.set_budget(128)
+    win.send("Why is the sky blue? Explain with a small table and a code sample.")
+    wait(app, lambda: win.current is not None and win.current.thinking.tokens > 60)
+    settle(app)
+    win.grab().save(str(OUT / f"{tag}thinking-streaming.png"))
+    wait(app, lambda: win.current is None and not win.bridge.busy)
+    settle(app)
+    win.grab().save(str(OUT / f"{tag}answer-folded.png"))
+    win.close()
+
+
+def shoot_demo(app: QApplication) -> None:
+    """A real answer from the demo model (no reasoning: SmolLM2 does not think), for the markdown."""
+    from engine.formats.demo import demo_model_path
+
+    demo = demo_model_path()
+    if demo is None:
+        return
+    store = ChatStore(Path(tempfile.mkdtemp()) / "demo.sqlite3")
+    win = MainWindow(EngineBridge(), store, LoadSpec(str(demo), LlamaLoadOptions(n_ctx=4096, n_threads=2)))
+    win.resize(1200, 800)
+    win.max_tokens = 300
+    win.show()
+    wait(app, lambda: win.bridge.model is not None and not win.bridge.busy)
+    win.send("Write a Python function that reverses a string, with a short explanation.")
+    wait(app, lambda: win.current is None and not win.bridge.busy, 120)
+    settle(app)
+    win.grab().save(str(OUT / "demo-answer.png"))
+    win.close()
+
+
+def shoot_dialogs(app: QApplication) -> None:
+    """The download wizard's file choice (the built-in catalog: no Hub from here) and Connect to a server."""
+    import os
+
+    from app.gui.connect_dialog import ConnectDialog
+
+    os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens: the offline catalog, at once
+    store = ChatStore(Path(tempfile.mkdtemp()) / "dialogs.sqlite3")
+    win = MainWindow(EngineBridge(), store)
+    win.show()
+    wizard = win.open_download_wizard()
+    wizard.resize(900, 620)
+    wait(app, lambda: wizard.currentPage().isComplete())
+    wizard.next()
+    wait(app, lambda: wizard.currentPage().isComplete())
+    settle(app)
+    wizard.grab().save(str(OUT / "download-wizard.png"))
+    wizard.reject()
+    dialog = ConnectDialog(win)
+    dialog.show()
+    settle(app)
+    dialog.grab().save(str(OUT / "connect-to-a-server.png"))
+    dialog.reject()
+    win.close()
+
+
+def main() -> None:
+    if len(sys.argv) > 1:
+        model = sys.argv[1]
+    else:
+        from tests.fixtures.tiny_nemotron import build_tiny_nemotron
+
+        model = str(build_tiny_nemotron(Path(tempfile.mkdtemp())).gguf_path)
+    app = QApplication.instance() or QApplication([])
+    OUT.mkdir(parents=True, exist_ok=True)
+    shoot(model, False, "", app)
+    shoot(model, True, "dark-", app)
+    shoot_demo(app)
+    shoot_dialogs(app)
+    print(f"screenshots in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
