@@ -1,6 +1,7 @@
 """The one generation loop, shared by every backend.
 
-    sample → detokenize (UTF-8 safe) → stop strings → ReasoningSplitter → BudgetController → feed
+    sample → detokenize (UTF-8 safe) → EventBuilder (stop strings, ReasoningSplitter, tool calls,
+             token counts; it asks the BudgetController) → feed
 
 `generate_tokens` is the whole decode loop over a prompt that is already tokenized; it yields the
 engine's events. Cancellation is a flag checked before every token, so a cancel is honoured within
@@ -19,22 +20,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.api import (
-    ContentDelta,
-    Finished,
-    FinishReason,
-    GenerationEvent,
-    ReasoningDelta,
-    ReasoningEnded,
-    SamplingParams,
-    Usage,
-)
+from engine.api import Finished, FinishReason, GenerationEvent, SamplingParams, Usage
 from engine.backends.base import Backend
 from engine.generate.prefix_cache import PrefixCache
 from engine.generate.text.budget import CLOSE_CUT, BudgetController
-from engine.generate.text.reasoning import Phase, ReasoningSplitter
-from engine.generate.text.stops import StopMatcher
-from engine.generate.text.tool_calls import ToolCallParser
+from engine.generate.text.events import EventBuilder
 from engine.generate.text.utf8 import Utf8Stream
 
 
@@ -81,122 +71,57 @@ class _Clock:
 
 
 class _Run:
-    """State of one generation; `step` handles one token."""
+    """State of one generation; `step` handles one token. The text goes through the EventBuilder."""
 
     def __init__(self, backend: Backend, options: LoopOptions, tokenize_closing: Callable[[str], list[int]]):
         self.backend = backend
         self.params = options.sampling
         self.text = Utf8Stream()
-        self.splitter = ReasoningSplitter(starts_in_reasoning=options.starts_in_reasoning)
-        self.stops = StopMatcher(self.params.stop)
         self.tokenize_closing = tokenize_closing
-        self.budget = BudgetController(options.reasoning_budget, self.params.max_tokens,
-                                       closing_length=len(tokenize_closing(CLOSE_CUT)),
-                                       answer_room=options.keep_answer_room)
-        self.reasoning_tokens = 0
-        self.answer_tokens = 0
-        self.was_reasoning = self.in_reasoning
-        self.raw = options.raw_text
-        self.undecided = ""  # raw text seen before the splitter knew reasoning from answer
-        self.tools = ToolCallParser(options.tools) if options.tools else None
+        budget = BudgetController(options.reasoning_budget, self.params.max_tokens,
+                                  closing_length=len(tokenize_closing(CLOSE_CUT)),
+                                  answer_room=options.keep_answer_room)
+        self.events = EventBuilder(budget, starts_in_reasoning=options.starts_in_reasoning,
+                                   stops=self.params.stop, tools=options.tools, raw=options.raw_text)
 
     @property
     def in_reasoning(self) -> bool:
-        return self.splitter.phase is Phase.REASONING
+        return self.events.in_reasoning
 
     @property
-    def generated(self) -> int:
-        return self.reasoning_tokens + self.answer_tokens
+    def reasoning_tokens(self) -> int:
+        return self.events.reasoning_tokens
+
+    @property
+    def answer_tokens(self) -> int:
+        return self.events.answer_tokens
 
     def tokens_left(self) -> int:
-        return min(self.params.max_tokens - self.generated, self.backend.n_ctx - self.backend.n_past)
+        return min(self.params.max_tokens - self.events.generated, self.backend.n_ctx - self.backend.n_past)
 
     def step(self, token: int, out: list[GenerationEvent]) -> list[int] | None:
         """Account for one sampled token; return what to feed next, or None at a stop string."""
-        in_reasoning = self.splitter.phase is Phase.REASONING
-        if in_reasoning:
-            self.reasoning_tokens += 1
-        else:
-            self.answer_tokens += 1
-        data = self.backend.token_bytes(token)
-        self.absorb(data, out)
-        if self.stops.stopped:
+        out.extend(self.events.feed(self.text.feed(self.backend.token_bytes(token))))
+        if self.events.stopped:
             return None
-        if self.splitter.phase is not Phase.REASONING:
-            return [token]
-        self.was_reasoning = True  # also for a model that opened <think> itself
-        if in_reasoning:
-            closing = self.budget.after_reasoning_token(
-                self.reasoning_tokens, data.decode("utf-8", "replace"), self.tokens_left())
-            if closing is not None:
-                return [token, *self.force_close(closing, out)]
+        closing = self.events.closing(self.tokens_left())
+        if closing is not None:
+            return [token, *self.force_close(closing, out)]
         return [token]
-
-    def absorb(self, data: bytes, out: list[GenerationEvent], *, forced: bool = False) -> None:
-        """Run a token's bytes through detokenizer, stop matcher and splitter into `out`."""
-        self.split(self.stops.feed(self.text.feed(data)), out, forced=forced)
-
-    def split(self, text: str, out: list[GenerationEvent], *, forced: bool = False) -> None:
-        before = self.splitter.phase
-        deltas = self.splitter.feed(text)
-        if self.raw:  # the text as written; the splitter still tracks the thinking, for the budget
-            self.emit_raw(text, before, out)
-            deltas = []
-        self.route(deltas, out, forced=forced)
-
-    def emit_raw(self, text: str, before: Phase, out: list[GenerationEvent]) -> None:
-        """Raw text out. Tool calls are parsed only in text that is answer from start to end (never
-        in the piece that holds </think>): a <tool_call> in the reasoning is thinking."""
-        if self.splitter.phase is Phase.START:
-            self.undecided += text  # not yet known whether reasoning or answer follows
-            return
-        text, self.undecided = self.undecided + text, ""
-        if text:
-            in_answer = before is not Phase.REASONING and self.splitter.phase is Phase.ANSWER
-            self.emit_answer(text, out, parse_tools=in_answer)
-
-    def emit_answer(self, text: str, out: list[GenerationEvent], *, parse_tools: bool = True) -> None:
-        if self.tools is not None and parse_tools:
-            out.extend(self.tools.feed(text))
-        else:
-            out.append(ContentDelta(text))
-
-    def route(self, deltas: Sequence[ReasoningDelta | ContentDelta], out: list[GenerationEvent],
-              *, forced: bool = False) -> None:
-        for delta in deltas:
-            if isinstance(delta, ContentDelta):
-                self.emit_answer(delta.text, out)
-            else:
-                out.append(delta)
-        if self.was_reasoning and not self.in_reasoning:
-            self.was_reasoning = False
-            out.append(ReasoningEnded(by_budget=forced or self.budget.closed_by_budget,
-                                      reasoning_tokens=self.reasoning_tokens))
 
     def force_close(self, closing: str, out: list[GenerationEvent]) -> list[int]:
         """Feed the closing sequence as if generated; as much of it as max_tokens still allows."""
         ids = self.tokenize_closing(closing)[:max(0, self.tokens_left())]
-        self.reasoning_tokens += len(ids)
-        for token in ids:
-            self.absorb(self.backend.token_bytes(token), out, forced=True)
+        data = b"".join(self.backend.token_bytes(token) for token in ids)
+        out.extend(self.events.insert(self.text.feed(data), len(ids)))
         return ids
 
     def finish(self, out: list[GenerationEvent]) -> None:
         """End of generation: flush everything held back (a stop string discards what follows it)."""
-        self.split(self.stops.feed(self.text.finish()) + self.stops.finish(), out)
-        if self.raw:
-            if self.undecided:
-                self.emit_answer(self.undecided, out)
-                self.undecided = ""
-        else:
-            self.route(self.splitter.finish(), out)
-        if self.tools is not None:
-            out.extend(self.tools.finish())
+        out.extend(self.events.finish(self.text.finish()))
 
     def final_reason(self, reason: FinishReason) -> FinishReason:
-        if reason is FinishReason.STOP and self.tools is not None and self.tools.calls:
-            return FinishReason.TOOL_CALLS
-        return reason
+        return self.events.final_reason(reason)
 
 
 def generate_tokens(
@@ -216,10 +141,9 @@ def generate_tokens(
     reason = FinishReason.LENGTH
     try:
         out: list[GenerationEvent] = []
-        if run.in_reasoning:
-            opening = run.budget.close_before_start()
-            if opening is not None:
-                backend.feed(run.force_close(opening, out))
+        opening = run.events.opening_closing()
+        if opening is not None:
+            backend.feed(run.force_close(opening, out))
         while True:
             if out:
                 yield from out

@@ -3,17 +3,20 @@
 It speaks the OpenAI-compatible API and yields the same events as the local backends, so the front
 ends need no special case:
 
-- Reasoning comes from the server's `reasoning_content` (or `reasoning`) when it splits it; otherwise
-  the answer text runs through the engine's own ReasoningSplitter. Either way the text goes through
-  one splitter, so phases, whitespace and ReasoningEnded behave exactly as locally.
+- The server's text goes through engine.generate's EventBuilder, the one the local loop uses:
+  reasoning the server split off (`reasoning_content` or `reasoning`) is put back between think
+  markers first (stream.py), so phases, whitespace, stop strings, tool calls and ReasoningEnded
+  behave exactly as locally.
 - Thinking off is `chat_template_kwargs: {"enable_thinking": false}`. A server known to ignore that
   field (llama-cpp-python's) is driven through /v1/completions with the prompt rendered here from the
   model's template, so the switch still works.
 - Budget: a server known to take a budget field gets it. Otherwise the model card's method over the
-  API (see `_budget_steps`): the reasoning is generated with max_tokens = budget, continued through
-  /v1/completions to the next newline within 500 tokens or cut with ".\\n</think>\\n\\n", and the answer
-  is continued through /v1/completions on the rendered prompt. That needs the model's template: the
-  server's own (llama.cpp's /props) or the Nemotron template bundled with the engine.
+  API (see `_client_rule`), decided by the same BudgetController as locally: the reasoning is
+  requested up to the budget, then through the grace, the controller judges each streamed piece
+  (the next newline, else the cut with ".\\n</think>\\n\\n"), and where it closes, the closing is
+  written into the text and the answer is continued through /v1/completions on the rendered prompt.
+  That needs the model's template: the server's own (llama.cpp's /props) or the Nemotron template
+  bundled with the engine.
 
 Token counts are the server's where it reports them; reasoning tokens are counted as streamed pieces
 (one token each on every server we know), which is what the budget is measured in.
@@ -28,7 +31,6 @@ from importlib import resources
 from typing import Any
 
 from engine.api import (
-    BUDGET_GRACE_TOKENS,
     EngineEvent,
     Finished,
     FinishReason,
@@ -39,10 +41,11 @@ from engine.api import (
     RemoteSpec,
 )
 from engine.generate.chat_format import ChatFormatter
-from engine.generate.text.budget import CLOSE_AT_NEWLINE, CLOSE_CUT, answer_reserve
+from engine.generate.text.budget import CLOSE_CUT, BudgetController
+from engine.generate.text.events import EventBuilder
 from engine.generate.text.reasoning import prompt_opens_reasoning
 from engine.remote.http import CancelFlag, RemoteHttp, ServerFailed, ServerModelMissing
-from engine.remote.stream import AnswerStream
+from engine.remote.stream import ServerStream
 
 BUNDLED_TEMPLATE = "nemotron-3-nano.jinja"
 
@@ -166,53 +169,67 @@ class _Plan:
         self.server_budget = budget if budget is not None and server_budget and not self.use_completions else None
         self.client_budget = budget if budget is not None and self.server_budget is None else None
         self.max_tokens = request.sampling.max_tokens
-        self.stream = AnswerStream(starts_in_reasoning=starts_in_reasoning, raw=raw, tools=request.tools,
-                                   budget=budget, thinking=request.thinking or raw)
+        # The one budget rule; without a tokenizer the closing's length is counted in characters, an
+        # upper bound on its tokens. The answer-room guard applies here only with a budget (as before).
+        rule = BudgetController(budget, self.max_tokens, closing_length=len(CLOSE_CUT),
+                                answer_room=request.keep_answer_room and self.client_budget is not None,
+                                applied_by_server=self.server_budget is not None)
+        builder = EventBuilder(rule, starts_in_reasoning=starts_in_reasoning, stops=request.sampling.stop,
+                               tools=request.tools, raw=raw)
+        self.stream = ServerStream(builder, thinking=request.thinking or raw)
 
     def run(self, cancel: CancelFlag) -> Iterator[GenerationEvent]:
         stream = self.stream
         if self.client_budget is not None and self.prompt is not None:
-            reason = yield from self._budget_steps(cancel)
+            reason = yield from self._client_rule(cancel)
         else:
-            reason = yield from self._step(cancel, self.max_tokens, first=True)
+            reason, _ = yield from self._step(cancel, self.max_tokens, first=True)
         if cancel.is_set():
             reason = FinishReason.CANCELLED
         yield from stream.finish()
         yield stream.usage()
-        yield Finished(stream.final_reason(reason))
+        yield Finished(stream.builder.final_reason(reason, stream.server_calls))
 
-    def _budget_steps(self, cancel: CancelFlag) -> Generator[GenerationEvent, None, FinishReason]:
-        """The model card's method over the API: reasoning up to the budget, then to a newline, then the answer."""
-        stream, budget = self.stream, self.client_budget
-        assert budget is not None
-        # As locally, the reasoning leaves room for an answer (when asked): a quarter of max_tokens, up to 512.
-        reserve = answer_reserve(self.max_tokens) if self.request.keep_answer_room else 0
-        allowance = max(0, self.max_tokens - reserve - len(CLOSE_CUT))
-        if budget == 0 or allowance == 0:
-            yield from stream.force_close(CLOSE_AT_NEWLINE)
-        else:
-            reason = yield from self._step(cancel, min(budget, allowance), first=True)
-            if reason is not FinishReason.LENGTH or cancel.is_set():
+    def _client_rule(self, cancel: CancelFlag) -> Generator[GenerationEvent, None, FinishReason]:
+        """The budget rule applied here, for a server that cannot apply it: the model card's method.
+
+        The reasoning is requested up to where the BudgetController may act (the budget, then the
+        grace), the controller judges every streamed piece as the local loop does, and where it
+        closes, the stream is left, the closing is written into the text, and the text is continued
+        through /v1/completions on the rendered prompt.
+        """
+        builder = self.stream.builder
+        opening = builder.opening_closing()
+        if opening is not None:
+            yield from builder.insert(opening, 0)
+        first = True
+        while True:
+            left = self.max_tokens - self.stream.generated
+            if left <= 0:
+                return FinishReason.LENGTH
+            limit = builder.budget.tokens_before_decision(builder.reasoning_tokens, left) \
+                if builder.in_reasoning and not builder.budget.closed_by_budget else left
+            before = self.stream.generated
+            reason, closing = yield from self._step(cancel, min(limit, left), first=first,
+                                                    judge=builder.in_reasoning)
+            first = False
+            if closing is not None:
+                yield from builder.insert(closing, 0)  # no tokenizer here: counted as 0 tokens
+                if builder.stopped:  # a stop string in the closing
+                    return FinishReason.STOP
+                continue
+            if cancel.is_set() or builder.stopped or reason is not FinishReason.LENGTH:
                 return reason
-            if stream.in_reasoning and stream.generated < allowance:
-                grace = min(BUDGET_GRACE_TOKENS, allowance - stream.generated)
-                reason = yield from self._step(cancel, grace, stop=["\n"])
-                if cancel.is_set():
-                    return FinishReason.CANCELLED
-            else:
-                reason = FinishReason.LENGTH
-            if stream.in_reasoning:
-                # Stopped by the newline (which the server leaves out): close as at a newline; else cut.
-                yield from stream.force_close("\n" + CLOSE_AT_NEWLINE if reason is FinishReason.STOP else CLOSE_CUT)
-        left = self.max_tokens - stream.generated
-        if left <= 0:
-            return FinishReason.LENGTH
-        result: FinishReason = yield from self._step(cancel, left, stop=list(self.request.sampling.stop))
-        return result
+            if limit >= left or self.stream.generated == before:
+                return FinishReason.LENGTH  # max_tokens reached (or the server generated nothing more)
 
     def _step(self, cancel: CancelFlag, max_tokens: int, *, first: bool = False,
-              stop: list[str] | None = None) -> Generator[GenerationEvent, None, FinishReason]:
-        """One streamed request; the first may use the chat endpoint, later ones continue the text."""
+              judge: bool = False) -> Generator[GenerationEvent, None, tuple[FinishReason, str | None]]:
+        """One streamed request; the first may use the chat endpoint, later ones continue the text.
+
+        Ends early at a stop string the EventBuilder found, and (`judge`) where the budget rule asks
+        to close the reasoning: then the closing text is returned and the caller continues.
+        """
         engine, sampling = self.engine, self.request.sampling
         body: dict[str, Any] = {"model": engine.info.name if engine.info else "", "stream": True,
                                 "max_tokens": max_tokens, "temperature": sampling.temperature,
@@ -223,9 +240,8 @@ class _Plan:
             body["min_p"] = sampling.min_p
         if sampling.seed is not None:
             body["seed"] = sampling.seed
-        stops = list(sampling.stop) if stop is None else stop
-        if stops:
-            body["stop"] = stops
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)
         if self.request.keep_answer_room and engine.traits.answer_room_field:  # as locally (the GUI's default)
             body[engine.traits.answer_room_field] = True
         if first and not self.use_completions:
@@ -242,14 +258,30 @@ class _Plan:
         else:
             path = "completions"
             assert self.prompt is not None
-            body["prompt"] = self.prompt + self.stream.text_so_far
+            body["prompt"] = self.prompt + self.stream.builder.written
         reason = FinishReason.LENGTH
-        for chunk in engine.http.stream(path, body, cancel, what=f"model {body['model']!r}"):
-            yield from self.stream.absorb_chunk(chunk)
-            choices = chunk.get("choices") or []
-            if choices and choices[0].get("finish_reason"):
-                reason = _finish_reason(choices[0]["finish_reason"])
-        return reason
+        builder = self.stream.builder
+        counted = builder.generated
+        chunks = engine.http.stream(path, body, cancel, what=f"model {body['model']!r}")
+        try:
+            for chunk in chunks:
+                yield from self.stream.absorb_chunk(chunk)
+                if builder.stopped:
+                    return FinishReason.STOP, None
+                if judge:
+                    closing = builder.closing(self.max_tokens - self.stream.generated)
+                    if closing is not None:
+                        return reason, closing
+                choices = chunk.get("choices") or []
+                if choices and choices[0].get("finish_reason"):
+                    reason = _finish_reason(choices[0]["finish_reason"])
+        finally:
+            chunks.close()  # leaving early closes the connection: the server stops generating
+        if reason is FinishReason.LENGTH and not cancel.is_set():
+            # It generated all max_tokens; some pieces held several tokens, or none (text held back
+            # until it is valid UTF-8): count the rest where the text was.
+            yield from builder.feed("", max(0, max_tokens - (builder.generated - counted)))
+        return reason, None
 
 
 def _wire_message(message: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -126,7 +126,7 @@ class RemoteHttp:
             return None
 
     def stream(self, path: str, body: dict[str, Any], cancel: CancelFlag, *,
-               what: str = "") -> Iterator[dict[str, Any]]:
+               what: str = "") -> Generator[dict[str, Any], None, None]:
         """Yield the JSON chunks of a streamed answer; returns at `[DONE]`, at the end, or on cancel."""
         response = self._send("POST", path, body, cancel, stream=True, what=what)
         if response is None:

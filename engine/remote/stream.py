@@ -1,51 +1,37 @@
-"""AnswerStream: a remote server's streamed chunks, across one or several requests, as engine events.
+"""ServerStream: what is server-specific in a remote answer, mapped into engine.generate's EventBuilder.
 
-Server-split reasoning (`reasoning_content`, or vLLM's newer `reasoning`) is put back between think
-markers and everything runs through the one ReasoningSplitter, so a server that splits and one that
-does not give the same events, and `text_so_far` is the text the model has written (closings we
-forced included): what a continuation request appends to the rendered prompt.
+The events themselves (phases, whitespace, stop strings, tool calls in the text, token counts,
+ReasoningEnded and its cause) come from the one EventBuilder. What is left here is the servers' part:
+
+- server-split reasoning (`reasoning_content`, or vLLM's newer `reasoning`) is put back between think
+  markers before it goes in, so a server that splits and one that does not give the same events, and
+  `builder.written` is the text the model has written (inserted closings included): what a
+  continuation request appends to the rendered prompt;
+- vLLM's nemotron_v3 parser with thinking off streams the answer as reasoning, then repeats it;
+- tool calls the server parsed itself arrive as `tool_calls` pieces;
+- the server's usage figures (prompt, cached, completion tokens) where it gives them.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from typing import Any
 
-from engine.api import (
-    ContentDelta,
-    FinishReason,
-    GenerationEvent,
-    ReasoningDelta,
-    ReasoningEnded,
-    ToolCall,
-    ToolCallEvent,
-    Usage,
-)
-from engine.generate.text.reasoning import THINK_CLOSE, THINK_OPEN, Phase, ReasoningSplitter
-from engine.generate.text.tool_calls import ToolCallParser
+from engine.api import GenerationEvent, ToolCall, ToolCallEvent, Usage
+from engine.generate.text.events import EventBuilder
+from engine.generate.text.reasoning import THINK_CLOSE, THINK_OPEN, Phase
 
 
-class AnswerStream:
-    """Collects one answer. `budget` is the reasoning budget in force, wherever it is applied."""
+class ServerStream:
+    """One answer's chunks, across one or several requests, into `builder`."""
 
-    def __init__(self, *, starts_in_reasoning: bool, raw: bool = False,
-                 tools: Sequence[dict[str, Any]] = (), budget: int | None = None, thinking: bool = True) -> None:
+    def __init__(self, builder: EventBuilder, *, thinking: bool = True) -> None:
+        self.builder = builder
         self.thinking = thinking
         self._answer_as_reasoning = ""  # thinking off, yet the server called the answer reasoning
-        self.splitter = ReasoningSplitter(starts_in_reasoning=starts_in_reasoning)
-        self.raw = raw
-        self.budget = budget
-        self.tools = ToolCallParser(tools) if tools and not raw else None
-        self.text_so_far = ""
-        self.reasoning_tokens = 0
-        self.answer_tokens = 0
-        self.forced = False
-        self._was_reasoning = starts_in_reasoning
         self._server_reasoning_open = False
         self._calls: dict[int, dict[str, str]] = {}
-        self._emitted_calls = 0
         self._started = time.perf_counter()
         self._first: float | None = None
         self._prompt_tokens = 0
@@ -53,13 +39,9 @@ class AnswerStream:
         self._completion_tokens = 0
 
     @property
-    def in_reasoning(self) -> bool:
-        return self.splitter.phase is Phase.REASONING
-
-    @property
     def generated(self) -> int:
         """Tokens generated so far: the server's count where it gave one (a piece may hold several)."""
-        return max(self.reasoning_tokens + self.answer_tokens, self._completion_tokens)
+        return max(self.builder.generated, self._completion_tokens)
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -85,52 +67,23 @@ class AnswerStream:
             reasoning, content = "", reasoning + content
         out: list[GenerationEvent] = []
         if reasoning:
-            opening = THINK_OPEN if self.splitter.phase is Phase.START else ""
+            opening = THINK_OPEN if self.builder.splitter.phase is Phase.START else ""
             self._server_reasoning_open = True
             out += self._text(opening + reasoning)
         if content:
             if self._server_reasoning_open:  # the server ended the reasoning: the content is answer
-                out += self._text(THINK_CLOSE, count=False)
+                out += self._text(THINK_CLOSE, tokens=0)
                 self._server_reasoning_open = False
             out += self._text(content)
         return out
 
-    def force_close(self, closing: str) -> list[GenerationEvent]:
-        """End the reasoning with `closing` (the budget's doing), as if the model had written it."""
-        self.forced = True
-        return self._text(closing, count=False)
-
-    def _text(self, text: str, *, count: bool = True) -> list[GenerationEvent]:
+    def _text(self, text: str, tokens: int = 1) -> list[GenerationEvent]:
+        """One streamed piece: one token on every server we know (the server's usage corrects it)."""
         if not text:
             return []
-        if count:
-            if self._first is None:
-                self._first = time.perf_counter()
-            if self.in_reasoning:
-                self.reasoning_tokens += 1
-            else:
-                self.answer_tokens += 1
-        self.text_so_far += text
-        out: list[GenerationEvent] = []
-        deltas = self.splitter.feed(text)
-        if self.raw:
-            out.append(ContentDelta(text))
-            deltas = []
-        self._route(deltas, out)
-        return out
-
-    def _route(self, deltas: Sequence[ReasoningDelta | ContentDelta], out: list[GenerationEvent]) -> None:
-        for delta in deltas:
-            if isinstance(delta, ContentDelta) and self.tools is not None:
-                out.extend(self.tools.feed(delta.text))
-            else:
-                out.append(delta)
-        if self.splitter.phase is Phase.REASONING:
-            self._was_reasoning = True
-        elif self._was_reasoning:
-            self._was_reasoning = False
-            by_budget = self.forced or (self.budget is not None and self.reasoning_tokens >= self.budget)
-            out.append(ReasoningEnded(by_budget=by_budget, reasoning_tokens=self.reasoning_tokens))
+        if tokens and self._first is None:
+            self._first = time.perf_counter()
+        return self.builder.feed(text, tokens)
 
     def _tool_call_piece(self, piece: dict[str, Any]) -> None:
         slot = self._calls.setdefault(int(piece.get("index", 0)), {"id": "", "name": "", "arguments": ""})
@@ -151,12 +104,7 @@ class AnswerStream:
     # -- the end ---------------------------------------------------------------------------------
 
     def finish(self) -> list[GenerationEvent]:
-        out: list[GenerationEvent] = []
-        if not self.raw:
-            self._route(self.splitter.finish(), out)
-        if self.tools is not None:
-            out.extend(self.tools.finish())
-            self._emitted_calls += self.tools.calls
+        out = self.builder.finish()
         for index in sorted(self._calls):
             slot = self._calls[index]
             try:
@@ -165,26 +113,24 @@ class AnswerStream:
                 arguments = {"_raw": slot["arguments"]}
             out.append(ToolCallEvent(ToolCall(slot["name"], arguments if isinstance(arguments, dict) else
                                               {"_raw": arguments}, slot["id"])))
-            self._emitted_calls += 1
         return out
+
+    @property
+    def server_calls(self) -> int:
+        return len(self._calls)
 
     def usage(self) -> Usage:
         end = time.perf_counter()
         first = self._first if self._first is not None else end
-        answer = self.answer_tokens
+        reasoning, answer = self.builder.reasoning_tokens, self.builder.answer_tokens
         if self._completion_tokens:  # the server's count, where it gave one, for the answer's share
-            answer = max(answer, self._completion_tokens - self.reasoning_tokens)
-        generated = self.reasoning_tokens + answer
+            answer = max(answer, self._completion_tokens - reasoning)
+        generated = reasoning + answer
         decode_s = end - first
         return Usage(
             prompt_tokens=self._prompt_tokens, cached_prompt_tokens=self._cached_tokens,
-            reasoning_tokens=self.reasoning_tokens, answer_tokens=answer,
+            reasoning_tokens=reasoning, answer_tokens=answer,
             time_to_first_token_s=first - self._started,
             prefill_tokens_per_s=0.0,
             decode_tokens_per_s=(generated - 1) / decode_s if generated > 1 and decode_s > 0 else 0.0,
         )
-
-    def final_reason(self, reason: FinishReason) -> FinishReason:
-        if reason is FinishReason.STOP and self._emitted_calls:
-            return FinishReason.TOOL_CALLS
-        return reason

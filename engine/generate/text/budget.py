@@ -14,6 +14,16 @@ fits any more, the guard does not fire: there is no answer room left to keep.
 
 The closing sequence counts inside max_tokens like generated tokens; the loop cuts it short where
 max_tokens ends (see engine/generate/loop.py).
+
+This is the one place the rule lives. The local loop asks it after every reasoning token (through
+the EventBuilder); the remote engine, for a server that cannot apply a budget, asks it the same way
+after every streamed piece and sizes its requests with `tokens_before_decision`; for a server that
+applies the budget itself, `applied_by_server` says so, and `ended_by_rule` judges the server's close.
+
+"Ended by the budget" is one definition everywhere: the rule closed the reasoning (its closing was
+fed), not the model on its own, even past the budget. A server does not say which it was; there the
+reasoning it ended at or past the budget counts as the rule's doing (vLLM ends it at the budget
+exactly; our own server ends it at the next newline, where a model rarely closes on its own).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ class BudgetController:
     grace: int = BUDGET_GRACE_TOKENS
     closing_length: int = 4  # tokens in CLOSE_CUT for this vocabulary; set by the caller
     answer_room: bool = True  # the empty-answer guard
+    applied_by_server: bool = False  # a remote server applies this rule; the engine only watches
     closed_by_budget: bool = False
 
     def close_before_start(self) -> str | None:
@@ -67,3 +78,21 @@ class BudgetController:
         if closing is not None:
             self.closed_by_budget = True
         return closing
+
+    def ended_by_rule(self, reasoning_tokens: int) -> bool:
+        """Whether the reasoning that just ended after `reasoning_tokens` was ended by this rule."""
+        if self.closed_by_budget:
+            return True
+        return self.applied_by_server and self.budget is not None and reasoning_tokens >= self.budget
+
+    def tokens_before_decision(self, reasoning_tokens: int, tokens_left: int) -> int:
+        """How many tokens the reasoning may still run before the rule can act (at least 1): up to
+        the budget, through the grace, or up to the answer-room guard. A remote engine asks a server
+        for no more than this at a time, so the server never runs past where the rule closes."""
+        room = tokens_left
+        if self.answer_room:
+            room = min(room, tokens_left - self.closing_length - answer_reserve(self.max_tokens))
+        if self.budget is not None:
+            end = self.budget if reasoning_tokens < self.budget else self.budget + self.grace
+            room = min(room, end - reasoning_tokens)
+        return max(1, room)

@@ -83,7 +83,7 @@ def test_inline_reasoning_parses_tool_calls_in_the_answer_only(nemotron_session:
                lambda t: backend.tokenize(t, special=True))
     out: list = []  # type: ignore[type-arg]
     for token in backend.tokenize(text, special=True):
-        run.absorb(backend.token_bytes(token), out)
+        out += run.events.feed(run.text.feed(backend.token_bytes(token)))
     run.finish(out)
     content = "".join(e.text for e in out if isinstance(e, ContentDelta))
     assert not any(isinstance(e, ReasoningDelta) for e in out)

@@ -1,5 +1,5 @@
 """The remote engine's pure parts: server addresses, and chunks from servers that split reasoning
-or not becoming the same events."""
+or not becoming the same events through the one EventBuilder."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from engine.api import (
     secret_name,
 )
 from engine.errors import InvalidRequest
-from engine.remote.stream import AnswerStream
+from engine.generate.text.budget import BudgetController
+from engine.generate.text.events import EventBuilder
+from engine.remote.stream import ServerStream
 
 
 @pytest.mark.parametrize(("given", "expected"), [
@@ -37,11 +39,17 @@ def test_bad_addresses(bad: str) -> None:
         RemoteSpec(bad)
 
 
+def AnswerStream(*, starts_in_reasoning: bool, budget: int | None = None,  # noqa: N802
+                 **kw: Any) -> ServerStream:
+    rule = BudgetController(budget, 1000, answer_room=False)
+    return ServerStream(EventBuilder(rule, starts_in_reasoning=starts_in_reasoning, **kw))
+
+
 def chat(**delta: Any) -> dict[str, Any]:
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
 
 
-def run(stream: AnswerStream, chunks: list[dict[str, Any]]) -> list[Any]:
+def run(stream: ServerStream, chunks: list[dict[str, Any]]) -> list[Any]:
     out: list[Any] = []
     for chunk in chunks:
         out += stream.absorb_chunk(chunk)
@@ -71,12 +79,12 @@ def test_vllm_newer_reasoning_field_and_a_prompt_that_did_not_open_thinking() ->
     assert texts(events) == ("Hmm.", "Yes.")
 
 
-def test_forced_closing_is_by_budget_and_continues_the_text() -> None:
+def test_inserted_closing_is_by_budget_and_continues_the_text() -> None:
     stream = AnswerStream(starts_in_reasoning=True, budget=2)
     events = run(stream, [{"choices": [{"index": 0, "text": "one two"}]}])
-    events += stream.force_close(".\n</think>\n\n")
+    events += stream.builder.insert(".\n</think>\n\n", 0)
     assert ReasoningEnded(True, 1) in events
-    assert stream.text_so_far == "one two.\n</think>\n\n" and not stream.in_reasoning
+    assert stream.builder.written == "one two.\n</think>\n\n" and not stream.builder.in_reasoning
 
 
 def test_streamed_tool_call_pieces() -> None:
@@ -92,5 +100,5 @@ def test_generated_follows_the_servers_count_when_pieces_hold_several_tokens() -
     stream = AnswerStream(starts_in_reasoning=True)
     run(stream, [chat(reasoning_content="several tokens at once"),
                  {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 5}}])
-    assert stream.generated == 5 and stream.reasoning_tokens == 1
+    assert stream.generated == 5 and stream.builder.reasoning_tokens == 1
     assert stream.usage().prompt_tokens == 9
