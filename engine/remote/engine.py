@@ -43,7 +43,7 @@ from engine.api import (
 from engine.generate.chat_format import ChatFormatter
 from engine.generate.text.budget import CLOSE_CUT, BudgetController
 from engine.generate.text.events import EventBuilder
-from engine.generate.text.reasoning import prompt_opens_reasoning
+from engine.generate.text.reasoning import THINK_CLOSE, prompt_opens_reasoning
 from engine.remote.http import CancelFlag, RemoteHttp, ServerFailed, ServerModelMissing
 from engine.remote.stream import ServerStream
 
@@ -164,22 +164,30 @@ class _Plan:
         self.prompt = prompt  # None: the server renders (chat endpoint) and we cannot continue a text
         self.use_completions = raw or (not engine.traits.template_kwargs and prompt is not None)
         starts_in_reasoning = prompt_opens_reasoning(prompt) if prompt is not None else False
-        budget = request.reasoning_budget if starts_in_reasoning and not raw else None
+        budget = request.reasoning_budget if starts_in_reasoning else None  # as locally, raw prompts too
         server_budget = engine.traits.budget_field is not None and engine.spec.budget_on_server is not False
         self.server_budget = budget if budget is not None and server_budget and not self.use_completions else None
         self.client_budget = budget if budget is not None and self.server_budget is None else None
         self.max_tokens = request.sampling.max_tokens
         # The one budget rule; without a tokenizer the closing's length is counted in characters, an
-        # upper bound on its tokens. The answer-room guard applies here only with a budget (as before).
+        # upper bound on its tokens. The answer-room guard applies here only with a budget (as before);
+        # without one it is the server's where it takes the field.
+        self.server_guard = request.keep_answer_room and engine.traits.answer_room_field is not None \
+            and self.client_budget is None
         rule = BudgetController(budget, self.max_tokens, closing_length=len(CLOSE_CUT),
-                                answer_room=request.keep_answer_room and self.client_budget is not None,
-                                applied_by_server=self.server_budget is not None)
+                                answer_room=request.keep_answer_room and (self.client_budget is not None
+                                                                          or self.server_guard),
+                                applied_by_server=self.server_budget is not None or self.server_guard)
         builder = EventBuilder(rule, starts_in_reasoning=starts_in_reasoning, stops=request.sampling.stop,
                                tools=request.tools, raw=raw)
         self.stream = ServerStream(builder, thinking=request.thinking or raw)
 
     def run(self, cancel: CancelFlag) -> Iterator[GenerationEvent]:
         stream = self.stream
+        if self.server_budget == 0 and stream.builder.in_reasoning:
+            # The server closes the reasoning before the first token (the rule's decision, wherever
+            # it is applied) and streams only the answer; a closing it streams as text is dropped.
+            yield from stream.builder.insert(THINK_CLOSE, 0)
         if self.client_budget is not None and self.prompt is not None:
             reason = yield from self._client_rule(cancel)
         else:
@@ -202,7 +210,7 @@ class _Plan:
         opening = builder.opening_closing()
         if opening is not None:
             yield from builder.insert(opening, 0)
-        first = True
+        first = not builder.written  # after a closing, the text is continued, never asked again
         while True:
             left = self.max_tokens - self.stream.generated
             if left <= 0:
@@ -242,8 +250,8 @@ class _Plan:
             body["seed"] = sampling.seed
         if sampling.stop:
             body["stop"] = list(sampling.stop)
-        if self.request.keep_answer_room and engine.traits.answer_room_field:  # as locally (the GUI's default)
-            body[engine.traits.answer_room_field] = True
+        if self.server_guard and engine.traits.answer_room_field:
+            body[engine.traits.answer_room_field] = True  # as locally (the GUI's default), unless applied here
         if first and not self.use_completions:
             path = "chat/completions"
             body["messages"] = [_wire_message(m.to_template()) for m in self.request.messages]

@@ -18,12 +18,14 @@ max_tokens ends (see engine/generate/loop.py).
 This is the one place the rule lives. The local loop asks it after every reasoning token (through
 the EventBuilder); the remote engine, for a server that cannot apply a budget, asks it the same way
 after every streamed piece and sizes its requests with `tokens_before_decision`; for a server that
-applies the budget itself, `applied_by_server` says so, and `ended_by_rule` judges the server's close.
+applies the budget (or the guard) itself, `applied_by_server` says so, and `ended_by_rule` judges the
+server's close.
 
 "Ended by the budget" is one definition everywhere: the rule closed the reasoning (its closing was
 fed), not the model on its own, even past the budget. A server does not say which it was; there the
-reasoning it ended at or past the budget counts as the rule's doing (vLLM ends it at the budget
-exactly; our own server ends it at the next newline, where a model rarely closes on its own).
+reasoning it ended at or past the budget, or where the guard may act, counts as the rule's doing
+(vLLM ends it at the budget exactly; our own server at the next newline, where a model rarely
+closes on its own).
 """
 
 from __future__ import annotations
@@ -79,11 +81,17 @@ class BudgetController:
             self.closed_by_budget = True
         return closing
 
-    def ended_by_rule(self, reasoning_tokens: int) -> bool:
-        """Whether the reasoning that just ended after `reasoning_tokens` was ended by this rule."""
+    def ended_by_rule(self, reasoning_tokens: int, generated: int) -> bool:
+        """Whether the reasoning that just ended after `reasoning_tokens` (`generated` tokens in all)
+        was ended by this rule."""
         if self.closed_by_budget:
             return True
-        return self.applied_by_server and self.budget is not None and reasoning_tokens >= self.budget
+        if not self.applied_by_server:
+            return False
+        if self.budget is not None and reasoning_tokens >= self.budget:
+            return True
+        guard_at = self.max_tokens - self.closing_length - answer_reserve(self.max_tokens)
+        return self.answer_room and generated >= guard_at
 
     def tokens_before_decision(self, reasoning_tokens: int, tokens_left: int) -> int:
         """How many tokens the reasoning may still run before the rule can act (at least 1): up to

@@ -171,5 +171,5 @@ class EventBuilder:
             self._was_reasoning = True  # also for a model that opened <think> itself
         elif self._was_reasoning:
             self._was_reasoning = False
-            by_budget = inserted or self.budget.ended_by_rule(self.reasoning_tokens)
+            by_budget = inserted or self.budget.ended_by_rule(self.reasoning_tokens, self.generated)
             out.append(ReasoningEnded(by_budget=by_budget, reasoning_tokens=self.reasoning_tokens))

@@ -62,3 +62,24 @@ def test_guard_only_when_asked_and_only_while_the_closing_fits() -> None:
     assert not tiny.closed_by_budget
     exact = BudgetController(None, max_tokens=6, closing_length=5)
     assert exact.after_reasoning_token(1, " w", tokens_left=5) == CLOSE_CUT
+
+
+def test_requests_are_sized_to_where_the_rule_can_act() -> None:
+    c = BudgetController(10, max_tokens=PLENTY, grace=500, answer_room=False)
+    assert c.tokens_before_decision(0, PLENTY) == 10  # up to the budget
+    assert c.tokens_before_decision(10, PLENTY) == 500  # then through the grace
+    assert c.tokens_before_decision(400, PLENTY) == 110
+    assert c.tokens_before_decision(3, tokens_left=4) == 4  # never past max_tokens
+    guarded = BudgetController(None, max_tokens=100, closing_length=4)
+    assert guarded.tokens_before_decision(0, 100) == 100 - 4 - 25  # where the guard fires
+    assert guarded.after_reasoning_token(71, " w", tokens_left=29) == CLOSE_CUT
+    assert BudgetController(None, max_tokens=10, closing_length=4).tokens_before_decision(0, 3) == 1
+
+
+def test_ended_by_the_rule_not_by_the_model_past_the_budget() -> None:
+    local = BudgetController(5, max_tokens=PLENTY)
+    assert not local.ended_by_rule(9)  # the model closed on its own, past the budget
+    assert local.after_reasoning_token(10, "x\n", PLENTY) == CLOSE_AT_NEWLINE
+    assert local.ended_by_rule(10)
+    server = BudgetController(5, max_tokens=PLENTY, applied_by_server=True)  # it cannot say who closed
+    assert not server.ended_by_rule(4) and server.ended_by_rule(5)
