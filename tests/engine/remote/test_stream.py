@@ -39,7 +39,7 @@ def test_bad_addresses(bad: str) -> None:
         RemoteSpec(bad)
 
 
-def AnswerStream(*, starts_in_reasoning: bool, budget: int | None = None,  # noqa: N802
+def stream_for(*, starts_in_reasoning: bool, budget: int | None = None,
                  **kw: Any) -> ServerStream:
     rule = BudgetController(budget, 1000, answer_room=False)
     return ServerStream(EventBuilder(rule, starts_in_reasoning=starts_in_reasoning, **kw))
@@ -62,10 +62,10 @@ def texts(events: list[Any]) -> tuple[str, str]:
 
 
 def test_split_and_unsplit_servers_give_the_same_events() -> None:
-    split = run(AnswerStream(starts_in_reasoning=True),
+    split = run(stream_for(starts_in_reasoning=True),
                 [chat(reasoning_content="Blue light "), chat(reasoning_content="scatters.\n"),
                  chat(content="\n\nRayleigh"), chat(content=" scattering.")])
-    unsplit = run(AnswerStream(starts_in_reasoning=True),
+    unsplit = run(stream_for(starts_in_reasoning=True),
                   [chat(content="Blue light "), chat(content="scatters.\n</th"), chat(content="ink>\n\nRayleigh"),
                    chat(content=" scattering.")])
     assert texts(split) == texts(unsplit) == ("Blue light scatters.", "Rayleigh scattering.")
@@ -75,12 +75,12 @@ def test_split_and_unsplit_servers_give_the_same_events() -> None:
 
 
 def test_vllm_newer_reasoning_field_and_a_prompt_that_did_not_open_thinking() -> None:
-    events = run(AnswerStream(starts_in_reasoning=False), [chat(reasoning="Hmm."), chat(content="Yes.")])
+    events = run(stream_for(starts_in_reasoning=False), [chat(reasoning="Hmm."), chat(content="Yes.")])
     assert texts(events) == ("Hmm.", "Yes.")
 
 
 def test_inserted_closing_is_by_budget_and_continues_the_text() -> None:
-    stream = AnswerStream(starts_in_reasoning=True, budget=2)
+    stream = stream_for(starts_in_reasoning=True, budget=2)
     events = run(stream, [{"choices": [{"index": 0, "text": "one two"}]}])
     events += stream.builder.insert(".\n</think>\n\n", 0)
     assert ReasoningEnded(True, 1) in events
@@ -90,14 +90,14 @@ def test_inserted_closing_is_by_budget_and_continues_the_text() -> None:
 def test_streamed_tool_call_pieces() -> None:
     call = {"index": 0, "id": "c1", "function": {"name": "weather", "arguments": '{"city": '}}
     more = {"index": 0, "function": {"arguments": '"Oslo"}'}}
-    stream = AnswerStream(starts_in_reasoning=False)
+    stream = stream_for(starts_in_reasoning=False)
     events = run(stream, [chat(tool_calls=[call]), chat(tool_calls=[more])])
     (event,) = [e for e in events if isinstance(e, ToolCallEvent)]
     assert event.call.name == "weather" and event.call.arguments == {"city": "Oslo"} and event.call.id == "c1"
 
 
 def test_generated_follows_the_servers_count_when_pieces_hold_several_tokens() -> None:
-    stream = AnswerStream(starts_in_reasoning=True)
+    stream = stream_for(starts_in_reasoning=True)
     run(stream, [chat(reasoning_content="several tokens at once"),
                  {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 5}}])
     assert stream.generated == 5 and stream.builder.reasoning_tokens == 1
