@@ -17,6 +17,7 @@ from app.gui.bridge import EngineBridge
 from app.gui.chat_view import ChatView
 from app.gui.composer import Composer
 from app.gui.download_host import Downloads
+from app.gui.handoff import Handoff
 from app.gui.load_dialog import LoadSettingsDialog, saved_spec
 from app.gui.markdown import MarkdownRenderer
 from app.gui.messages import AssistantMessage, UserMessage
@@ -68,6 +69,8 @@ class MainWindow(QMainWindow):
         self.undo = QPushButton("Undo delete", self)
         self.undo.hide()
         self.api: ApiServer | None = None
+        self._api_starting: ApiServer | None = None
+        self.handoff = Handoff(self)
         self.api_label = QLabel("", self)
         self.download_label = QLabel("", self)
         self.statusBar().addPermanentWidget(self.status, 1)
@@ -291,32 +294,48 @@ class MainWindow(QMainWindow):
         chat.addAction("Export as JSON…", lambda: self._export("json"))
 
     def set_serving(self, on: bool) -> None:
-        """Switch the local API on or off; it shares this window's engine."""
-        if on and self.api is None:
+        """Switch the local API on or off; it shares this window's engine. It starts in a thread (uvicorn
+        binds its port there), and says in the status line when it listens or why it cannot."""
+        if on and self.api is None and self._api_starting is None:
             if self.bridge.model is None:
                 self.status.setText("Load a model first, then switch the API on.")
                 self.serve_action.setChecked(False)
                 return
             port = int(str(QSettings().value("server/port", 8000)))
             api = ApiServer(self.bridge.client, self.bridge.model, port)
-            problem = api.start()
-            if problem is not None:
-                self.status.setText(problem)
-                self.serve_action.setChecked(False)
-                return
-            self.api = api
-            self.api_label.setText(f"API: {api.url}")
-        elif not on and self.api is not None:
-            self.api.stop()
-            self.api = None
+            self._api_starting = api
+            self.api_label.setText("API: starting…")
+            self.handoff.run(api.start, lambda problem: self._api_started(api, problem), "api-start")
+        elif not on:
+            starting, self._api_starting = self._api_starting, None
+            if starting is not None:
+                starting.stop()
+            if self.api is not None:
+                self.api.stop()
+                self.api = None
             self.api_label.setText("")
+
+    def _api_started(self, api: ApiServer, problem: str | Exception | None) -> None:
+        if api is not self._api_starting:  # switched off meanwhile: stop() has run
+            return
+        self._api_starting = None
+        if isinstance(problem, Exception):
+            api.stop()
+            raise problem
+        if problem is not None:
+            self.status.setText(problem)
+            self.api_label.setText("")
+            self.serve_action.setChecked(False)
+            return
+        self.api = api
+        self.api_label.setText(f"API: {api.url}")
 
     def _choose_port(self) -> None:
         port, ok = QInputDialog.getInt(self, "API port", "Port on 127.0.0.1:",
                                        int(str(QSettings().value("server/port", 8000))), 1024, 65535)
         if ok:
             QSettings().setValue("server/port", port)
-            if self.api is not None:  # move the running server
+            if self.api is not None or self._api_starting is not None:  # move the running server
                 self.set_serving(False)
                 self.set_serving(True)
 

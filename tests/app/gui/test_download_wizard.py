@@ -50,14 +50,22 @@ def to_variants(qtbot, win: MainWindow) -> DownloadWizard:  # type: ignore[no-un
     return wizard
 
 
-def choose(wizard: DownloadWizard, variant_id: str) -> None:
+def choose(qtbot, wizard: DownloadWizard, variant_id: str) -> None:  # type: ignore[no-untyped-def]
     page = wizard.currentPage()
     assert isinstance(page, VariantPage)
     page.select(variant_id)
     row = page.current_row()
     assert row is not None and page.table.item(row, 3).text()  # the fit verdict is shown
     assert "KV cache" in page.details.text()  # with its numbers
+    next_page(qtbot, wizard)
+
+
+def next_page(qtbot, wizard: DownloadWizard) -> None:  # type: ignore[no-untyped-def]
+    """Next on a page that asks the Hub: the question runs off the UI thread, the page waits for it."""
+    page = wizard.currentPage()
     wizard.next()
+    assert page.checking and wizard.currentPage() is page  # type: ignore[attr-defined]  # not asked on the UI thread
+    qtbot.waitUntil(lambda: not page.checking, timeout=20_000)  # type: ignore[attr-defined]
 
 
 def test_fresh_install_to_a_loaded_verified_model(qtbot, fresh: MainWindow) -> None:  # type: ignore[no-untyped-def]
@@ -67,7 +75,7 @@ def test_fresh_install_to_a_loaded_verified_model(qtbot, fresh: MainWindow) -> N
     assert isinstance(page, VariantPage) and wizard.catalog is not None
     row = page.current_row()
     assert row is not None and wizard.catalog.variants[row].id == "unsloth:Q4_K_M"  # suggested: it runs here
-    choose(wizard, "unsloth:Q4_K_M")
+    choose(qtbot, wizard, "unsloth:Q4_K_M")
     assert wizard.currentId() == DOWNLOAD  # not gated: no token page
     job = fresh.downloads.download_job
     assert job is not None
@@ -85,16 +93,16 @@ def test_fresh_install_to_a_loaded_verified_model(qtbot, fresh: MainWindow) -> N
 
 def test_gated_repo_asks_for_a_token(qtbot, fresh: MainWindow, hub: FakeHub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     wizard = to_variants(qtbot, fresh)
-    choose(wizard, "nvidia:BF16")
+    choose(qtbot, wizard, "nvidia:BF16")
     assert wizard.currentId() == TOKEN
     page = wizard.currentPage()
     assert isinstance(page, TokenPage)
     assert "gated" in page.explain.text() and ("session" in page.where.text() or "keyring" in page.where.text())
     page.token.setText("hf_not_allowed")
-    wizard.next()
+    next_page(qtbot, wizard)
     assert wizard.currentId() == TOKEN and "no access" in page.problem.text()
     page.token.setText(hub.token)
-    wizard.next()
+    next_page(qtbot, wizard)
     assert wizard.currentId() == DOWNLOAD
     job = fresh.downloads.download_job
     assert job is not None
@@ -109,7 +117,7 @@ def test_pause_resume_and_the_download_continues_after_the_wizard_closes(  # typ
         qtbot, fresh: MainWindow, hub: FakeHub, tmp_path: Path) -> None:
     hub.faults.rate = 2e6  # 8 MB: about four seconds
     wizard = to_variants(qtbot, fresh)
-    choose(wizard, "unsloth:Q8_0")
+    choose(qtbot, wizard, "unsloth:Q8_0")
     page = wizard.currentPage()
     job = fresh.downloads.download_job
     assert job is not None
@@ -129,7 +137,7 @@ def test_pause_resume_and_the_download_continues_after_the_wizard_closes(  # typ
 def test_cancel_deletes_the_partial_file(qtbot, fresh: MainWindow, hub: FakeHub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     hub.faults.rate = 1e6
     wizard = to_variants(qtbot, fresh)
-    choose(wizard, "unsloth:Q8_0")
+    choose(qtbot, wizard, "unsloth:Q8_0")
     job = fresh.downloads.download_job
     assert job is not None
     qtbot.waitUntil(lambda: job.last is not None and job.last.done > 0, timeout=20_000)
@@ -195,7 +203,7 @@ def test_a_hostile_hub_is_refused_in_the_wizard_and_nothing_is_written_outside_t
         page = wizard.currentPage()
         assert isinstance(page, VariantPage)
         page.select("unsloth:Q4_K_M")  # the built-in entry stands in for the refused listing
-        wizard.next()  # Next reads the listing again: refused again, with the reason
+        next_page(qtbot, wizard)  # Next reads the listing again: refused again, with the reason
         assert wizard.currentId() == VARIANT and win.downloads.download_job is None
         assert "climbs out of its folder" in page.problem.text() and "not trustworthy" in page.problem.text()
         wizard.reject()
