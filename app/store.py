@@ -232,14 +232,14 @@ class ChatStore:
 class StreamWriter:
     """Appends streamed text to a message from its own thread and connection.
 
-    `append()` only queues (the caller, the UI thread, never waits); the thread writes each queued
-    piece at once, in order, in autocommit, so what was handed over before a kill -9 is on disk.
-    `flush()` waits until everything queued is written (before the answer's final update);
-    `close()` flushes and ends the thread.
+    `append()` only queues (a SimpleQueue: no lock for the caller, the UI thread, to wait on); the
+    thread writes what is queued at once, in order, in autocommit, so what was handed over before a
+    kill -9 is on disk. `flush()` waits until everything queued before it is written (before the
+    answer's final update); `close()` flushes and ends the thread.
     """
 
     def __init__(self, file: Path) -> None:
-        self._queue: queue.Queue[tuple[int, str, str] | None] = queue.Queue()
+        self._queue: queue.SimpleQueue[tuple[int, str, str] | threading.Event | None] = queue.SimpleQueue()
         self._error: sqlite3.Error | None = None
         self._thread = threading.Thread(target=self._run, args=(file,), name="chat-writer", daemon=True)
         self._thread.start()
@@ -250,7 +250,9 @@ class StreamWriter:
 
     def flush(self) -> None:
         """Wait until everything queued is on disk; raises the writer's sqlite3 error, if it had one."""
-        self._queue.join()
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait()
         if self._error is not None:
             raise self._error
 
@@ -264,38 +266,33 @@ class StreamWriter:
         db = sqlite3.connect(str(file), isolation_level=None, timeout=30)
         try:
             while True:
+                pieces: list[tuple[int, str, str]] = []
                 item = self._queue.get()
-                try:
-                    if item is None:
-                        return
-                    if self._error is None:
-                        # several frames may be waiting: one statement per message for all of them
-                        pieces = [item]
-                        while True:
-                            try:
-                                nxt = self._queue.get_nowait()
-                            except queue.Empty:
-                                break
-                            if nxt is None:
-                                self._queue.put(None)  # ends the loop after this batch
-                                self._queue.task_done()
-                                break
-                            pieces.append(nxt)
-                            self._queue.task_done()
-                        self._write(db, pieces)
-                finally:
-                    self._queue.task_done()
+                while isinstance(item, tuple):  # several frames may be waiting: one statement for them
+                    pieces.append(item)
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        item = False  # type: ignore[assignment]
+                        break
+                if pieces and self._error is None:
+                    self._write(db, pieces)
+                if isinstance(item, threading.Event):
+                    item.set()
+                elif item is None:
+                    return
         finally:
             db.close()
 
     def _write(self, db: sqlite3.Connection, pieces: list[tuple[int, str, str]]) -> None:
-        merged: dict[int, tuple[str, str]] = {}
+        merged: dict[int, tuple[list[str], list[str]]] = {}
         for message_id, content, reasoning in pieces:
-            c, r = merged.get(message_id, ("", ""))
-            merged[message_id] = (c + content, r + reasoning)
+            c, r = merged.setdefault(message_id, ([], []))
+            c.append(content)
+            r.append(reasoning)
         try:
-            for message_id, (content, reasoning) in merged.items():
+            for message_id, (contents, reasonings) in merged.items():
                 db.execute("UPDATE messages SET content=content || ?, reasoning=reasoning || ? WHERE id=?",
-                           (content, reasoning, message_id))
+                           ("".join(contents), "".join(reasonings), message_id))
         except sqlite3.Error as exc:  # disk full, database gone: kept for flush() to raise on the UI thread
             self._error = exc
