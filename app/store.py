@@ -15,7 +15,9 @@ other one's streaming answer as interrupted.
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +184,18 @@ class ChatStore:
         if sets:
             self._write(f"UPDATE messages SET {', '.join(sets)} WHERE id=?", (*args, message_id))
 
+    def append(self, message_id: int, *, content: str = "", reasoning: str = "") -> None:
+        """Add streamed text at the end of a message (what is new only, not the whole answer again)."""
+        if content or reasoning:
+            self._write("UPDATE messages SET content=content || ?, reasoning=reasoning || ? WHERE id=?",
+                        (content, reasoning, message_id))
+
+    def stream_writer(self) -> StreamWriter:
+        """A writer thread for a streaming answer (its own connection), so the UI thread never waits on disk."""
+        if self.read_only:
+            raise StoreReadOnly(f"{self.file} is open read-only here: another Nemotron Desk owns it.")
+        return StreamWriter(self.file)
+
     def set_head(self, conversation_id: int, message_id: int | None) -> None:
         self._write("UPDATE conversations SET head_id=? WHERE id=?", (message_id, conversation_id))
 
@@ -213,3 +227,72 @@ class ChatStore:
             "SELECT m.id, m.role, m.content, m.reasoning, m.state, m.figures FROM messages m "
             "JOIN branch b ON m.id=b.id ORDER BY m.id", (conversation_id,)).fetchall()
         return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+
+class StreamWriter:
+    """Appends streamed text to a message from its own thread and connection.
+
+    `append()` only queues (a SimpleQueue: no lock for the caller, the UI thread, to wait on); the
+    thread writes what is queued at once, in order, in autocommit, so what was handed over before a
+    kill -9 is on disk. `flush()` waits until everything queued before it is written (before the
+    answer's final update); `close()` flushes and ends the thread.
+    """
+
+    def __init__(self, file: Path) -> None:
+        self._queue: queue.SimpleQueue[tuple[int, str, str] | threading.Event | None] = queue.SimpleQueue()
+        self._error: sqlite3.Error | None = None
+        self._thread = threading.Thread(target=self._run, args=(file,), name="chat-writer", daemon=True)
+        self._thread.start()
+
+    def append(self, message_id: int, *, content: str = "", reasoning: str = "") -> None:
+        if content or reasoning:
+            self._queue.put((message_id, content, reasoning))
+
+    def flush(self) -> None:
+        """Wait until everything queued is on disk; raises the writer's sqlite3 error, if it had one."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self, file: Path) -> None:
+        db = sqlite3.connect(str(file), isolation_level=None, timeout=30)
+        try:
+            while True:
+                pieces: list[tuple[int, str, str]] = []
+                item = self._queue.get()
+                while isinstance(item, tuple):  # several frames may be waiting: one statement for them
+                    pieces.append(item)
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        item = False  # type: ignore[assignment]
+                        break
+                if pieces and self._error is None:
+                    self._write(db, pieces)
+                if isinstance(item, threading.Event):
+                    item.set()
+                elif item is None:
+                    return
+        finally:
+            db.close()
+
+    def _write(self, db: sqlite3.Connection, pieces: list[tuple[int, str, str]]) -> None:
+        merged: dict[int, tuple[list[str], list[str]]] = {}
+        for message_id, content, reasoning in pieces:
+            c, r = merged.setdefault(message_id, ([], []))
+            c.append(content)
+            r.append(reasoning)
+        try:
+            for message_id, (contents, reasonings) in merged.items():
+                db.execute("UPDATE messages SET content=content || ?, reasoning=reasoning || ? WHERE id=?",
+                           ("".join(contents), "".join(reasonings), message_id))
+        except sqlite3.Error as exc:  # disk full, database gone: kept for flush() to raise on the UI thread
+            self._error = exc

@@ -1,4 +1,4 @@
-"""EngineBridge: the GUI's only door to the engine (through EngineClient and its worker process).
+"""EngineBridge: the GUI's only door to the engine (EngineJobs over EngineClient and its worker process).
 
 Signals:
     loadProgress(str stage, float fraction)   a loading step; fraction is -1 when unknown
@@ -7,17 +7,18 @@ Signals:
     events(list)                              engine events of one answer, batched once per frame
     busyChanged(bool)                         an answer or a load started or ended
 
-Engine calls block, so each runs in a plain thread; its events go into a queue that a 16 ms timer on
-the UI thread drains, so the UI thread never waits on the engine and repaints at most once a frame.
-Stop is a direct call (an atomic flag in the engine), never a queued slot.
+The job's thread only wakes the UI thread through a Handoff (at most one wake waiting); the UI thread
+takes everything that arrived, at most once a frame, so the UI thread never waits on the engine and
+repaints at most once a frame.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
+import time
 
+from app.engine_jobs import EngineJobs
+from app.gui.handoff import Handoff
 from app.gui.qt import QObject, QTimer, Signal
 from engine.api import EngineEvent, Error, GenerationRequest, LoadProgress, LoadSpec, ModelInfo
 from engine.client import EngineClient
@@ -34,70 +35,68 @@ class EngineBridge(QObject):
 
     def __init__(self, client: EngineClient | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.client = client or EngineClient()
-        self.model: ModelInfo | None = None
-        self._pending: deque[EngineEvent | None] = deque()  # None marks the end of a job
-        self._thread: threading.Thread | None = None
-        self._timer = QTimer(self)
-        self._timer.setInterval(FRAME_MS)
-        self._timer.timeout.connect(self._drain)
+        self._handoff = Handoff(self)
+        self._jobs = EngineJobs(client, self._wake)
+        self.client = self._jobs.client
+        self._woken = threading.Event()  # a wake is on its way to the UI thread
+        self._last_drain = 0.0
+        self._frame = QTimer(self)  # UI thread only: holds a drain back to the next frame
+        self._frame.setSingleShot(True)
+        self._frame.timeout.connect(self._drain)
+
+    @property
+    def model(self) -> ModelInfo | None:
+        return self._jobs.model
+
+    @model.setter
+    def model(self, info: ModelInfo | None) -> None:
+        self._jobs.model = info
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None
+        return self._jobs.busy
 
     def load(self, spec: LoadSpec) -> bool:
-        return self._start(lambda: self.client.load(spec))
+        return self._started(self._jobs.load(spec))
 
     def generate(self, request: GenerationRequest) -> bool:
-        return self._start(lambda: self.client.generate(request))
+        return self._started(self._jobs.generate(request))
 
     def stop(self) -> None:
         """Stop this window's answer now (a second call kills the engine process)."""
-        thread = self._thread
-        if thread is not None:
-            self.client.cancel(owner=thread.ident)
+        self._jobs.stop()
 
     def shutdown(self) -> None:
-        self.stop()
-        if self._thread is not None:
-            self._thread.join(10)
-        self._timer.stop()
-        self.client.close()
+        self._frame.stop()
+        self._jobs.shutdown()
 
-    def _start(self, job: Callable[[], Iterator[EngineEvent]]) -> bool:
-        if self._thread is not None:
-            return False
-        self._thread = threading.Thread(target=self._run, args=(job,), name="engine-bridge", daemon=True)
-        self._thread.start()
-        self._timer.start()
-        self.busyChanged.emit(True)
-        return True
+    def _started(self, started: bool) -> bool:
+        if started:
+            self.busyChanged.emit(True)
+        return started
 
-    def _run(self, job: Callable[[], Iterator[EngineEvent]]) -> None:
-        try:
-            for event in job():
-                self._pending.append(event)
-        except Exception as exc:  # a bug of ours: still end the job and say so
-            self._pending.append(Error(f"Internal error: {exc}", "Please report it.", "internal"))
-        finally:
-            self._pending.append(None)
+    def _wake(self) -> None:  # the job's thread
+        if not self._woken.is_set():
+            self._woken.set()
+            self._handoff.post(self._on_wake)
+
+    def _on_wake(self) -> None:
+        wait_ms = FRAME_MS - (time.monotonic() - self._last_drain) * 1000
+        if wait_ms > 0:
+            if not self._frame.isActive():
+                self._frame.start(int(wait_ms) + 1)
+        else:
+            self._drain()
 
     def _drain(self) -> None:
-        batch: list[EngineEvent] = []
-        ended = False
-        while self._pending:
-            event = self._pending.popleft()
-            if event is None:
-                ended = True
-                break
-            batch.append(event)
+        self._woken.clear()  # before taking: what arrives after this wakes again
+        self._last_drain = time.monotonic()
+        batch, ended = self._jobs.take()
         answer: list[EngineEvent] = []
         for event in batch:
             if isinstance(event, LoadProgress):
                 self.loadProgress.emit(event.stage, -1.0 if event.fraction is None else event.fraction)
             elif isinstance(event, ModelInfo):
-                self.model = event
                 self.loaded.emit(event)
             elif isinstance(event, Error):
                 self.failed.emit(event)
@@ -105,8 +104,4 @@ class EngineBridge(QObject):
         if answer:
             self.events.emit(answer)
         if ended:
-            if self._thread is not None:
-                self._thread.join()
-            self._thread = None
-            self._timer.stop()
             self.busyChanged.emit(False)

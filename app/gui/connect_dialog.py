@@ -1,18 +1,15 @@
 """ConnectDialog: point the app at a model on an OpenAI-compatible server (vLLM, SGLang, NIM, ...).
 
 The person gives the server's URL and, if it needs one, an API key; "Test connection" lists the
-server's models (its /v1/models) on a helper thread, so the window never waits on the network, and
-the person picks one. The URL and model are remembered in QSettings; the key only in the system
-keyring (engine.services.secrets), and only when the person asks for it to be remembered.
-
-Signals:
-    listed(object)   the test finished: a list of model names, or an EngineError
+server's models (its /v1/models) on a helper thread whose answer comes back through a Handoff, so the
+window never waits on the network, and the person picks one. The URL and model are remembered in
+QSettings; the key only in the system keyring (engine.services.secrets), and only when the person
+asks for it to be remembered.
 """
 
 from __future__ import annotations
 
-import threading
-
+from app.gui.handoff import Handoff
 from app.gui.qt import (
     QCheckBox,
     QComboBox,
@@ -25,7 +22,6 @@ from app.gui.qt import (
     QPushButton,
     QSettings,
     QWidget,
-    Signal,
 )
 from engine.api import RemoteSpec, secret_name
 from engine.errors import EngineError, InvalidRequest
@@ -36,8 +32,6 @@ DEFAULT_URL = "http://127.0.0.1:8000/v1"
 
 
 class ConnectDialog(QDialog):
-    listed = Signal(object)
-
     def __init__(self, parent: QWidget | None = None, store: SecretStore = secrets) -> None:
         super().__init__(parent)
         self.setWindowTitle("Connect to a server")
@@ -65,7 +59,7 @@ class ConnectDialog(QDialog):
         self._fill_saved_key()
         self.url.textEdited.connect(self._fill_saved_key)
         self.test.clicked.connect(self.test_connection)
-        self.listed.connect(self._on_listed)
+        self.handoff = Handoff(self)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
@@ -102,14 +96,7 @@ class ConnectDialog(QDialog):
         self.test.setEnabled(False)
         self._ok.setEnabled(False)
         self.message.setText(f"Asking {spec.base_url} for its models…")
-
-        def ask() -> None:
-            try:
-                self.listed.emit(list_models(spec))
-            except EngineError as exc:
-                self.listed.emit(exc)
-
-        threading.Thread(target=ask, name="connect-test", daemon=True).start()
+        self.handoff.run(lambda: list_models(spec), self._on_listed, "connect-test")
 
     def _on_listed(self, result: object) -> None:
         self.test.setEnabled(True)
@@ -118,6 +105,9 @@ class ConnectDialog(QDialog):
             self.models.setEnabled(False)
             self.message.setText(str(result))
             return
+        if isinstance(result, Exception):
+            self.models.setEnabled(False)
+            raise result  # a bug, not the server: the crash handler reports it
         names = list(result) if isinstance(result, list) else []
         self.models.addItems(names)
         if self._saved_model in names:

@@ -1,11 +1,15 @@
-"""The main window's side of downloads: Model menu entries, the first-run offer, the running
-DownloadJob (it outlives the wizard) and its line in the status bar; a finished download is loaded."""
+"""Downloads: the window's side of model downloads, composed by the main window.
+
+It adds the Model menu entries, makes the first-run offer, owns the running DownloadJob (it outlives
+the wizard) and its line in the status bar, and hands a finished download to `load_model`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from app.gui.qt import QAction, QLabel, QSettings
+from app.gui.qt import QAction, QLabel, QMenu, QObject, QSettings, QWidget
 from app.paths import data_dir
 from engine.errors import EngineError
 from engine.services.hub.hardware import gb
@@ -21,19 +25,19 @@ if TYPE_CHECKING:  # huggingface_hub and httpx load when a download or the libra
 FIRST_RUN_KEY = "downloads/offered"
 
 
-class DownloadsMixin:
-    """Mixed into MainWindow, which provides statusBar(), menus and load_model()."""
+class Downloads(QObject):
+    def __init__(self, window: QWidget, label: QLabel, load_model: Callable[[str | None], None]) -> None:
+        super().__init__(window)
+        self.window = window
+        self.label = label
+        self.load_model = load_model
+        self.download_job: DownloadJob | None = None
+        self.wizard: DownloadWizard | None = None
 
-    download_job: DownloadJob | None = None
-    wizard: DownloadWizard | None = None
-    download_label: QLabel
-
-    def _downloads_setup(self, menu: Any) -> None:
-        self.download_label = QLabel("", self)  # type: ignore[call-overload]
-        self.statusBar().addPermanentWidget(self.download_label)  # type: ignore[attr-defined]
-        get = QAction("Download a model…", self)  # type: ignore[call-overload]
+    def add_actions(self, menu: QMenu) -> None:
+        get = QAction("Download a model…", menu)
         get.triggered.connect(self.open_download_wizard)
-        library = QAction("Model library…", self)  # type: ignore[call-overload]
+        library = QAction("Model library…", menu)
         library.triggered.connect(self.open_library)
         menu.addAction(get)
         menu.addAction(library)
@@ -50,7 +54,7 @@ class DownloadsMixin:
         if self.wizard is not None:  # already open: bring it forward
             self.wizard.raise_()
             return self.wizard
-        self.wizard = DownloadWizard(self, self)  # type: ignore[arg-type]
+        self.wizard = DownloadWizard(self, self.window)
         self.wizard.finished.connect(self._wizard_closed)
         self.wizard.show()
         return self.wizard
@@ -63,7 +67,7 @@ class DownloadsMixin:
     def open_library(self) -> ModelLibraryDialog:
         from app.gui.model_library import ModelLibraryDialog
 
-        dialog = ModelLibraryDialog(self.library(), self, self)  # type: ignore[arg-type]
+        dialog = ModelLibraryDialog(self.library(), self, self.window)
         dialog.show()
         return dialog
 
@@ -83,34 +87,34 @@ class DownloadsMixin:
         if old is not None and old.running:
             old.pause()
             old.wait(5)
-        job = DownloadJob(downloader, variant, self)  # type: ignore[arg-type]
-        job.progress.connect(self._download_progress)
-        job.finished.connect(self._download_finished)
-        job.failed.connect(self._download_failed)
-        job.stopped.connect(self._download_stopped)
+        job = DownloadJob(downloader, variant, self)
+        job.progress.connect(self._progress)
+        job.finished.connect(self._finished)
+        job.failed.connect(self._failed)
+        job.stopped.connect(self._stopped)
         self.download_job = job
         job.start()
         return job
 
-    def _download_progress(self, p: Progress) -> None:
+    def _progress(self, p: Progress) -> None:
         assert self.download_job is not None
         eta = f" · ETA {p.eta_s / 60:.0f} min" if p.eta_s is not None and p.eta_s >= 60 else ""
-        self.download_label.setText(f"Downloading {self.download_job.variant.quant}: {p.fraction * 100:.0f}% · "
-                                    f"{gb(p.done)}/{gb(p.total)} · {p.speed / 1e6:.1f} MB/s{eta}")
+        self.label.setText(f"Downloading {self.download_job.variant.quant}: {p.fraction * 100:.0f}% · "
+                           f"{gb(p.done)}/{gb(p.total)} · {p.speed / 1e6:.1f} MB/s{eta}")
 
-    def _download_finished(self, path: str) -> None:
+    def _finished(self, path: str) -> None:
         assert self.download_job is not None
-        self.download_label.setText(f"Downloaded {self.download_job.variant.quant} (verified)")
-        self.load_model(path)  # type: ignore[attr-defined]
+        self.label.setText(f"Downloaded {self.download_job.variant.quant} (verified)")
+        self.load_model(path)
 
-    def _download_failed(self, error: EngineError) -> None:
-        self.download_label.setText(f"Download stopped: {error.message}")
-        self.download_label.setToolTip(error.action)
+    def _failed(self, error: EngineError) -> None:
+        self.label.setText(f"Download stopped: {error.message}")
+        self.label.setToolTip(error.action)
 
-    def _download_stopped(self, cancelled: bool) -> None:
-        self.download_label.setText("Download cancelled" if cancelled else "Download paused (Model → Download…)")
+    def _stopped(self, cancelled: bool) -> None:
+        self.label.setText("Download cancelled" if cancelled else "Download paused (Model → Download…)")
 
-    def _downloads_close(self) -> None:
+    def close(self) -> None:
         """On quit: stop at the next chunk; the partial file stays for the next start."""
         if self.download_job is not None and self.download_job.running:
             self.download_job.pause()

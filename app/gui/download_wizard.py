@@ -2,21 +2,22 @@
 download (progress, speed, ETA, pause, resume, cancel) → done.
 
 The download itself is a DownloadJob owned by the main window (`host`), so it keeps going when the
-wizard is closed, and the status line shows it. Reading the catalog runs in a thread; the few quick
-Hub questions on "Next" (file list, access) run on the UI thread with a wait cursor.
+wizard is closed, and the status line shows it. Nothing waits on the network on the UI thread: the
+catalog is read in a thread, and the Hub questions on "Next" (file list, access) run in a thread too;
+"Next" then stays on the page (`checking`), says what it asks, and moves on when the answer is good.
+Every answer comes back through a Handoff (app/gui/handoff.py).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Protocol
 
 import engine.services.secrets as engine_secrets
 from app.gui.downloads import DownloadJob
+from app.gui.handoff import Handoff
 from app.gui.qt import (
-    QApplication,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -24,7 +25,6 @@ from app.gui.qt import (
     QPushButton,
     Qt,
     QTableWidgetItem,
-    QTimer,
     QVBoxLayout,
     QWidget,
     QWizard,
@@ -68,6 +68,7 @@ class DownloadWizard(QWizard):
         self.setPage(DONE, DonePage(self))
         self.setStartId(HARDWARE)
         self.resize(760, 520)
+        self.handoff = Handoff(self)
 
     def downloader(self) -> Downloader:
         token = self.secrets.get(TOKEN_NAME) or os.environ.get("HF_TOKEN") or None
@@ -94,27 +95,19 @@ class HardwarePage(QWizardPage):
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addStretch(1)
-        self._result: tuple[Hardware, Catalog] | None = None
-        self._timer = QTimer(self)
-        self._timer.setInterval(50)
-        self._timer.timeout.connect(self._check)
 
     def initializePage(self) -> None:
         if self.w.catalog is not None:
             return
         downloader = self.w.downloader()
+        cache_dir = self.w.cache_dir
+        self.w.handoff.run(lambda: (hardware.detect(cache_dir), load_catalog(downloader.api, token=downloader.token)),
+                           self._read, "catalog")
 
-        def work() -> None:
-            self._result = (hardware.detect(self.w.cache_dir), load_catalog(downloader.api, token=downloader.token))
-
-        threading.Thread(target=work, name="catalog", daemon=True).start()
-        self._timer.start()
-
-    def _check(self) -> None:
-        if self._result is None:
-            return
-        self._timer.stop()
-        self.w.hardware, self.w.catalog = self._result
+    def _read(self, result: tuple[Hardware, Catalog] | Exception) -> None:
+        if isinstance(result, Exception):
+            raise result  # load_catalog falls back to the built-in list itself: anything else is a bug
+        self.w.hardware, self.w.catalog = result
         why = "The Hub's listings were refused" if self.w.catalog.refused else "The Hub did not answer"
         note = "" if self.w.catalog.online else f"\n\n{why}: the list shows sizes known from public listings."
         note += "".join(f"\n\nRefused: {refusal}" for refusal in self.w.catalog.refused)
@@ -144,6 +137,8 @@ class VariantPage(QWizardPage):
         layout.addWidget(self.details)
         layout.addWidget(self.problem)
         self.estimates: list[fit.FitEstimate] = []
+        self.checking = False  # the Hub is being asked about the chosen file
+        self._checked: int | None = None  # the row whose file list and access came back good
 
     def initializePage(self) -> None:
         assert self.w.catalog is not None and self.w.hardware is not None
@@ -173,6 +168,7 @@ class VariantPage(QWizardPage):
         if row is not None:
             self.details.setText(f"Estimate: {self.estimates[row].numbers()}.")
         self.problem.setText("")
+        self._checked = None
         self.completeChanged.emit()
 
     def current_row(self) -> int | None:
@@ -185,31 +181,49 @@ class VariantPage(QWizardPage):
         self.table.selectRow(ids.index(variant_id))
 
     def isComplete(self) -> bool:
-        return self.current_row() is not None
+        return self.current_row() is not None and not self.checking
 
     def validatePage(self) -> bool:
+        """Good once the Hub has answered for this row; until then ask it (in a thread) and stay."""
         assert self.w.catalog is not None
         row = self.current_row()
-        if row is None:
+        if row is None or self.checking:
             return False
+        if self._checked == row:
+            self._checked = None  # coming back to this page asks again
+            return True
         downloader = self.w.downloader()
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            self.w.variant = downloader.resolve(self.w.catalog.variants[row])
-            self.w.auth_error = None
-            downloader.check_access(self.w.variant)
-        except AuthRequired as exc:
-            self.w.auth_error = exc  # the next page asks for a token
-        except EngineError as exc:
-            self.problem.setText(f"{exc.message} {exc.action}")
-            return False
-        except Exception as exc:  # offline, a proxy page, DNS
-            self.problem.setText(f"Could not read the file list from the Hub ({type(exc).__name__}: {exc}). "
+        chosen = self.w.catalog.variants[row]
+
+        def ask() -> tuple[Variant, AuthRequired | None]:
+            variant = downloader.resolve(chosen)
+            try:
+                downloader.check_access(variant)
+            except AuthRequired as exc:
+                return variant, exc  # the next page asks for a token
+            return variant, None
+
+        self.checking = True
+        self.problem.setText("")
+        self.details.setText(f"Asking the Hub for the files of {chosen.label}…")
+        self.completeChanged.emit()
+        self.w.handoff.run(ask, lambda result: self._answered(row, result), "hub-files")
+        return False
+
+    def _answered(self, row: int, result: tuple[Variant, AuthRequired | None] | Exception) -> None:
+        self.checking = False
+        self.details.setText(f"Estimate: {self.estimates[row].numbers()}.")
+        self.completeChanged.emit()
+        if isinstance(result, EngineError):
+            self.problem.setText(f"{result.message} {result.action}")
+        elif isinstance(result, Exception):  # offline, a proxy page, DNS
+            self.problem.setText(f"Could not read the file list from the Hub ({type(result).__name__}: {result}). "
                                  "Check the connection and press Next again.")
-            return False
-        finally:
-            QApplication.restoreOverrideCursor()
-        return True
+        else:
+            self.w.variant, self.w.auth_error = result
+            if self.current_row() == row and self.w.currentPage() is self:
+                self._checked = row
+                self.w.next()
 
     def nextId(self) -> int:
         return TOKEN if self.w.auth_error is not None else DOWNLOAD
@@ -235,6 +249,8 @@ class TokenPage(QWizardPage):
         for widget in (self.explain, self.token, self.where, self.problem):
             layout.addWidget(widget)
         layout.addStretch(1)
+        self.checking = False  # the Hub is being asked whether the token has access
+        self._checked = False
 
     def initializePage(self) -> None:
         err = self.w.auth_error
@@ -246,24 +262,37 @@ class TokenPage(QWizardPage):
         self.problem.setText("")
 
     def isComplete(self) -> bool:
-        return bool(self.token.text().strip())
+        return bool(self.token.text().strip()) and not self.checking
 
     def validatePage(self) -> bool:
+        """Good once the Hub has said the token has access; until then ask it (in a thread) and stay."""
         assert self.w.variant is not None
+        if self.checking:
+            return False
+        if self._checked:
+            self._checked = False
+            self.w.auth_error = None
+            return True
         self.w.secrets.set(TOKEN_NAME, self.token.text().strip())
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            self.w.downloader().check_access(self.w.variant)
-        except AuthRequired as exc:
-            self.problem.setText(f"{exc.message} {exc.action}")
-            return False
-        except Exception as exc:
-            self.problem.setText(f"Could not check the token ({type(exc).__name__}). Check the connection.")
-            return False
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.w.auth_error = None
-        return True
+        downloader, variant = self.w.downloader(), self.w.variant
+        self.checking = True
+        self.problem.setText("Checking the token with the Hub…")
+        self.completeChanged.emit()
+        self.w.handoff.run(lambda: downloader.check_access(variant), self._answered, "hub-token")
+        return False
+
+    def _answered(self, result: object) -> None:
+        self.checking = False
+        self.completeChanged.emit()
+        if isinstance(result, AuthRequired):
+            self.problem.setText(f"{result.message} {result.action}")
+        elif isinstance(result, Exception):
+            self.problem.setText(f"Could not check the token ({type(result).__name__}). Check the connection.")
+        else:
+            self.problem.setText("")
+            if self.w.currentPage() is self:
+                self._checked = True
+                self.w.next()
 
 
 class DownloadPage(QWizardPage):

@@ -6,21 +6,23 @@ Signals:
     failed(object EngineError)     what happened and what to do (disk, auth, damaged file, network)
     stopped(bool cancelled)        paused (partial file kept) or cancelled (partial file deleted)
 
-The job belongs to the main window, not to the wizard, so closing the wizard does not stop it. The
-thread only writes into a small mailbox; a 100 ms timer on the UI thread reads it and emits, so no
-signal is ever emitted from the download thread.
+The job belongs to the main window (its Downloads helper), not to the wizard, so closing the wizard
+does not stop it. The thread hands its progress and its outcome to the UI thread through a Handoff
+(app/gui/handoff.py), so no signal is ever emitted from the download thread.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
-from app.gui.qt import QObject, QTimer, Signal
+from app.gui.handoff import Handoff
+from app.gui.qt import QObject, Signal
 from engine.errors import EngineError
 from engine.services.hub.catalog import Variant
 from engine.services.hub.download import Control, Downloader, DownloadStopped, Progress
 
-POLL_MS = 100
+PROGRESS_S = 0.1  # at most ten progress reports a second
 
 
 class DownloadJob(QObject):
@@ -40,9 +42,8 @@ class DownloadJob(QObject):
         self._thread: threading.Thread | None = None
         self._outcome: tuple[str, object] | None = None
         self._lock = threading.Lock()
-        self._timer = QTimer(self)
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self._poll)
+        self._last_post = 0.0
+        self._handoff = Handoff(self)
 
     @property
     def running(self) -> bool:
@@ -56,7 +57,6 @@ class DownloadJob(QObject):
         self.state = "running"
         self._thread = threading.Thread(target=self._run, name="model-download", daemon=True)
         self._thread.start()
-        self._timer.start()
 
     resume = start
 
@@ -76,7 +76,7 @@ class DownloadJob(QObject):
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
-        self._poll()
+        self._deliver()
 
     def _run(self) -> None:
         outcome: tuple[str, object]
@@ -92,23 +92,34 @@ class DownloadJob(QObject):
                                              "Check the connection and press Resume; fetched bytes are kept."))
         with self._lock:
             self._outcome = outcome
+        self._handoff.post(self._deliver)
 
-    def _on_progress(self, progress: Progress) -> None:
+    def _on_progress(self, progress: Progress) -> None:  # the download thread
         with self._lock:
             self.last = progress
+        now = time.monotonic()
+        if now - self._last_post >= PROGRESS_S:
+            self._last_post = now
+            self._handoff.post(self._show_progress)
 
-    def _poll(self) -> None:
+    def _show_progress(self) -> None:
+        with self._lock:
+            last = self.last
+        if last is not None and self._thread is not None:
+            self.progress.emit(last)
+
+    def _deliver(self) -> None:
+        """The outcome, once (a shutdown's wait() may take it before the thread's post arrives)."""
         with self._lock:
             last, outcome = self.last, self._outcome
             self._outcome = None
-        if last is not None:
-            self.progress.emit(last)
         if outcome is None:
             return
+        if last is not None:
+            self.progress.emit(last)
         if self._thread is not None:
             self._thread.join()
         self._thread = None
-        self._timer.stop()
         self.state, value = outcome
         if self.state == "done":
             self.path = str(value)

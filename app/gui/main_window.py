@@ -1,23 +1,26 @@
-"""The main window: conversations, the chat, the composer, the status line and the menus.
+"""The main window: it composes the widgets and connects their signals.
 
-It opens at once; the model loads in the engine process while the window is already usable, with
-progress in the status line. Every question and every streamed answer is written to the ChatStore
-as it arrives, so a crash or a kill loses at most the last frame.
+The conversation itself (store, branches, sending, saving while streaming, export) is the
+ConversationController (app/controller.py), which knows no Qt; this window is its view. Downloads are
+the Downloads helper (app/gui/download_host.py). The model loads in the engine process while the
+window is already usable, with progress in the status line.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from app.controller import ConversationController, Shown, TurnSettings
 from app.gui.api_switch import ApiServer
+from app.gui.branches import MessageTools
 from app.gui.bridge import EngineBridge
 from app.gui.chat_view import ChatView
 from app.gui.composer import Composer
-from app.gui.conversation import ConversationMixin
-from app.gui.download_host import DownloadsMixin
+from app.gui.download_host import Downloads
+from app.gui.handoff import Handoff
 from app.gui.load_dialog import LoadSettingsDialog, saved_spec
 from app.gui.markdown import MarkdownRenderer
-from app.gui.messages import AssistantMessage
+from app.gui.messages import AssistantMessage, UserMessage
 from app.gui.qt import (
     QAction,
     QFileDialog,
@@ -26,31 +29,31 @@ from app.gui.qt import (
     QInputDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QSettings,
+    Qt,
     QTimer,
     QVBoxLayout,
     QWidget,
 )
 from app.gui.sidebar import Sidebar
 from app.store import ChatStore
-from engine.api import Error, GenerationRequest, LoadSpec, ModelInfo, Usage
+from engine.api import EngineEvent, Error, GenerationRequest, LoadSpec, Message, ModelInfo, Usage
 
 
-class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
+class MainWindow(QMainWindow):
     def __init__(self, bridge: EngineBridge, store: ChatStore, load: LoadSpec | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Nemotron Desk")
         self.bridge = bridge
         self.store = store
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
-        self.conversation_id: int | None = None
         self.max_tokens = 8192
-        self.last_request: GenerationRequest | None = None
-        self.current: AssistantMessage | None = None
-        self._current_id = 0
+        self.current: AssistantMessage | None = None  # the answer streaming now
+        self.model_path: str | None = None  # what was loaded last (None: the demo), for a reload
+        self.model_text = ""
         self._deleted_id: int | None = None
-        self._edit_parent: int | None = None  # editing: the parent of the question being replaced (0: none)
         self.sidebar = Sidebar(store, self)
         self.chat = ChatView(self)
         self.composer = Composer(self)
@@ -66,23 +69,30 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         self.undo = QPushButton("Undo delete", self)
         self.undo.hide()
         self.api: ApiServer | None = None
+        self._api_starting: ApiServer | None = None
+        self.handoff = Handoff(self)
         self.api_label = QLabel("", self)
+        self.download_label = QLabel("", self)
         self.statusBar().addPermanentWidget(self.status, 1)
         self.statusBar().addPermanentWidget(self.api_label)
         self.statusBar().addPermanentWidget(self.undo)
+        self.statusBar().addPermanentWidget(self.download_label)
+        self.downloads = Downloads(self, self.download_label, self.load_model)
+        self.controller = ConversationController(store, bridge, self)
         self._menus()
         self._connect()
         self._restore_geometry()
         QTimer.singleShot(0, self.renderer.warm_up)  # once the window is up, not before
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_color_scheme)
         if load is not None:
+            self.model_path = load.model_path
             self.bridge.load(load)
 
     def _connect(self) -> None:
         self.composer.sendRequested.connect(self.send)
         self.composer.stopRequested.connect(self.bridge.stop)
         self.composer.regenerateRequested.connect(self.regenerate)
-        self.composer.cancelEditRequested.connect(self.cancel_edit)
+        self.composer.cancelEditRequested.connect(self.controller.cancel_edit)
         self.composer.think.toggled.connect(self._save_settings)
         self.composer.budget.valueChanged.connect(self._save_settings)
         self.sidebar.conversationChosen.connect(self.open_conversation)
@@ -94,6 +104,156 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         self.bridge.loaded.connect(self._on_loaded)
         self.bridge.failed.connect(self._on_failed)
         self.bridge.busyChanged.connect(self.composer.set_busy)
+
+    # -- the conversation: what the window asks of the controller ---------------------------------
+
+    @property
+    def conversation_id(self) -> int | None:
+        return self.controller.conversation_id
+
+    @property
+    def last_request(self) -> GenerationRequest | None:
+        return self.controller.last_request
+
+    @property
+    def history(self) -> list[Message]:
+        return self.controller.history()
+
+    def settings(self) -> TurnSettings:
+        temperature, top_p = self.composer.sampling()
+        return TurnSettings(self.composer.think.isChecked(), self.composer.budget_tokens, temperature, top_p,
+                            self.max_tokens)
+
+    def send(self, text: str) -> None:
+        self.controller.send(text, self.settings())
+
+    def regenerate(self) -> None:
+        """A new answer to the last question, kept beside the old one (switch with ‹ ›)."""
+        self.controller.regenerate(self.settings())
+
+    def edit(self, message_id: int) -> None:
+        self.controller.edit(message_id)
+
+    def switch_branch(self, message_id: int) -> None:
+        self.controller.switch_branch(message_id)
+
+    def new_chat(self) -> None:
+        if self.controller.new_chat():
+            self.composer.input.setFocus()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        if self.controller.busy or conversation_id == self.controller.conversation_id:
+            return
+        conv = self.store.get(conversation_id)
+        self.composer.think.setChecked(conv.thinking)
+        self.composer.set_budget(conv.budget)
+        self.controller.open(conversation_id)
+
+    def set_system_prompt(self, text: str) -> None:
+        self.controller.set_system_prompt(text, self.composer.think.isChecked(), self.composer.budget_tokens)
+
+    def _on_events(self, events: list[EngineEvent]) -> None:
+        self.controller.on_events(events)
+        for event in events:
+            if isinstance(event, Usage):
+                self._show_status(event)
+
+    def _save_settings(self) -> None:
+        self.controller.save_settings(self.composer.think.isChecked(), self.composer.budget_tokens)
+
+    def _offer_undo(self, conversation_id: int) -> None:
+        self.controller.deleted(conversation_id)
+        self._deleted_id = conversation_id
+        self.undo.show()
+        QTimer.singleShot(10_000, self.undo.hide)
+
+    def _undo_delete(self) -> None:
+        if self._deleted_id is not None:
+            self.controller.undelete(self._deleted_id)
+            self._deleted_id = None
+        self.undo.hide()
+
+    def _edit_system_prompt(self) -> None:
+        text, ok = QInputDialog.getMultiLineText(self, "System prompt", "Instructions for this conversation:",
+                                                 self.controller.system_prompt())
+        if ok:
+            self.set_system_prompt(text)
+
+    def _export(self, kind: str) -> None:
+        if self.controller.conversation_id is None:
+            return
+        suggested = str(Path.home() / f"{self.controller.title()[:40]}.{kind}")
+        path, _ = QFileDialog.getSaveFileName(self, "Export conversation", suggested)
+        if not path:
+            return
+        try:
+            self.controller.export(Path(path), kind)
+        except OSError as exc:
+            QMessageBox.warning(self, "Export failed", f"Could not write {path}: {exc.strerror}. "
+                                "Choose another folder, or free some disk space.")
+
+    def _follow_color_scheme(self, scheme: Qt.ColorScheme) -> None:
+        """The system switched light/dark: new code blocks use matching colours, shown ones re-render."""
+        self.renderer.set_dark(scheme == Qt.ColorScheme.Dark)
+        self.controller.refresh()
+
+    # -- the conversation: what the controller tells the window (ConversationView) ---------------
+
+    def show_branch(self, messages: list[Shown]) -> None:
+        """Show the conversation's current branch, with ‹ › where a message has versions."""
+        self.chat.clear()
+        for shown in messages:
+            m = shown.message
+            if m.role == "user":
+                self.chat.add(UserMessage(m.content))
+            elif m.role == "assistant":
+                widget = AssistantMessage(self.renderer)
+                self.chat.add(widget)
+                widget.restore(m.reasoning, m.content, m.state, m.figures)
+            self._add_tools(shown)
+
+    def question_added(self, question: Shown) -> None:
+        self.chat.add(UserMessage(question.message.content))
+        self._add_tools(question)
+
+    def answer_started(self) -> None:
+        self.current = AssistantMessage(self.renderer)
+        self.current.show_waiting()
+        self.chat.add(self.current)
+
+    def answer_events(self, events: list[EngineEvent]) -> None:
+        if self.current is not None:
+            self.current.apply(events)
+
+    def answer_ended(self, answer: Shown | None) -> None:
+        if answer is not None:
+            self._add_tools(answer)
+        self.current = None
+
+    def question_returned(self, text: str) -> None:
+        if not self.composer.input.toPlainText():
+            self.composer.input.setPlainText(text)
+
+    def conversations_changed(self, current: int | None) -> None:
+        self.sidebar.model.refresh()
+        if current is not None:
+            self.sidebar.select(current)
+
+    def editing_changed(self, text: str | None) -> None:
+        if text is None:
+            self.composer.show_editing(False)
+            return
+        self.composer.input.setPlainText(text)
+        self.composer.show_editing(True)
+        self.composer.input.setFocus()
+
+    def _add_tools(self, shown: Shown) -> None:
+        role = shown.message.role
+        if len(shown.versions) > 1 or role == "user":
+            tools = MessageTools(shown.message.id, shown.versions, editable=role == "user")
+            tools.switchTo.connect(self.switch_branch)
+            tools.editRequested.connect(self.edit)
+            self.chat.add(tools)
 
     # -- model -----------------------------------------------------------------------------------
 
@@ -120,7 +280,7 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         for action in (open_action, open_folder, demo, remote, settings, unload, stop, search):
             menu.addAction(action)
         menu.addSeparator()
-        self._downloads_setup(menu)
+        self.downloads.add_actions(menu)
         menu.addAction("Install the torch backend (CUDA PyTorch)…", self._install_torch)
         server = self.menuBar().addMenu("&Server")
         self.serve_action = QAction("Serve the model on 127.0.0.1 (OpenAI API)", self)
@@ -134,32 +294,48 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         chat.addAction("Export as JSON…", lambda: self._export("json"))
 
     def set_serving(self, on: bool) -> None:
-        """Switch the local API on or off; it shares this window's engine."""
-        if on and self.api is None:
+        """Switch the local API on or off; it shares this window's engine. It starts in a thread (uvicorn
+        binds its port there), and says in the status line when it listens or why it cannot."""
+        if on and self.api is None and self._api_starting is None:
             if self.bridge.model is None:
                 self.status.setText("Load a model first, then switch the API on.")
                 self.serve_action.setChecked(False)
                 return
             port = int(str(QSettings().value("server/port", 8000)))
             api = ApiServer(self.bridge.client, self.bridge.model, port)
-            problem = api.start()
-            if problem is not None:
-                self.status.setText(problem)
-                self.serve_action.setChecked(False)
-                return
-            self.api = api
-            self.api_label.setText(f"API: {api.url}")
-        elif not on and self.api is not None:
-            self.api.stop()
-            self.api = None
+            self._api_starting = api
+            self.api_label.setText("API: starting…")
+            self.handoff.run(api.start, lambda problem: self._api_started(api, problem), "api-start")
+        elif not on:
+            starting, self._api_starting = self._api_starting, None
+            if starting is not None:
+                starting.stop()
+            if self.api is not None:
+                self.api.stop()
+                self.api = None
             self.api_label.setText("")
+
+    def _api_started(self, api: ApiServer, problem: str | Exception | None) -> None:
+        if api is not self._api_starting:  # switched off meanwhile: stop() has run
+            return
+        self._api_starting = None
+        if isinstance(problem, Exception):
+            api.stop()
+            raise problem
+        if problem is not None:
+            self.status.setText(problem)
+            self.api_label.setText("")
+            self.serve_action.setChecked(False)
+            return
+        self.api = api
+        self.api_label.setText(f"API: {api.url}")
 
     def _choose_port(self) -> None:
         port, ok = QInputDialog.getInt(self, "API port", "Port on 127.0.0.1:",
                                        int(str(QSettings().value("server/port", 8000))), 1024, 65535)
         if ok:
             QSettings().setValue("server/port", port)
-            if self.api is not None:  # move the running server
+            if self.api is not None or self._api_starting is not None:  # move the running server
                 self.set_serving(False)
                 self.set_serving(True)
 
@@ -180,7 +356,7 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         if self.bridge.busy:
             self.status.setText("Wait for the current answer or load to finish, or stop it first.")
             return
-        self._model_path = path
+        self.model_path = path
         self.bridge.load(saved_spec(path))
 
     def _connect_server(self) -> None:
@@ -210,33 +386,36 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
     def _load_settings(self) -> None:
         model = self.bridge.model
         if LoadSettingsDialog(self).exec() and model is not None and model.backend != "remote":
-            self.load_model(getattr(self, "_model_path", model.path))
+            self.load_model(self.model_path)
 
     def _on_loaded(self, info: ModelInfo) -> None:
         if info.backend == "remote":
-            self._model_text = f"{info.name} · {info.architecture} at {info.path}"
+            self.model_text = f"{info.name} · {info.architecture} at {info.path}"
         else:
             where = info.device or f"GPU layers {info.n_gpu_layers}"
-            self._model_text = f"{info.name} · {info.backend} · {info.quantization} · {where} · context {info.n_ctx}"
-        self.status.setText(self._model_text)
+            self.model_text = f"{info.name} · {info.backend} · {info.quantization} · {where} · context {info.n_ctx}"
+        self.status.setText(self.model_text)
         tip = [f"{info.path}", info.kernels, *info.notes]
         self.status.setToolTip("\n".join(t for t in tip if t))
         if info.notes:  # e.g. weights spilled to CPU memory: say it where it is seen
-            self.status.setText(f"{self._model_text} · {info.notes[0]}")
+            self.status.setText(f"{self.model_text} · {info.notes[0]}")
         self.composer.think.setEnabled(info.has_thinking)
 
     def _on_failed(self, error: Error) -> None:
-        if self.current is None:  # a load error; answer errors show in the answer
+        if self.controller.answer is None:  # a load error; answer errors show in the answer
             self.status.setText(f"{error.message} {error.action}".strip())
 
     def _show_status(self, usage: Usage) -> None:
         used = usage.prompt_tokens + usage.completion_tokens
         ctx = self.bridge.model.n_ctx if self.bridge.model else 0
         of = f"/{ctx}" if ctx else ""
-        self.status.setText(f"{getattr(self, '_model_text', '')} · used {used}{of} · "
+        self.status.setText(f"{self.model_text} · used {used}{of} · "
                             f"{usage.decode_tokens_per_s:.1f} tok/s · first token {usage.time_to_first_token_s:.2f} s")
 
     # -- window ----------------------------------------------------------------------------------
+
+    def offer_first_run(self) -> bool:
+        return self.downloads.offer_first_run()
 
     def bring_forward(self) -> None:
         """A second start of the app asked for this window (app/gui/single_instance.py)."""
@@ -267,6 +446,7 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         QSettings().setValue("window/geometry", self.saveGeometry())
         self.set_serving(False)
-        self._downloads_close()
+        self.downloads.close()
         self.bridge.shutdown()
+        self.controller.close()
         super().closeEvent(event)

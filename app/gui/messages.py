@@ -216,9 +216,18 @@ class AssistantMessage(QWidget):
         self.finish: FinishReason | None = None
         self.usage: Usage | None = None
         self.error: Error | None = None
+        self.waiting = False
+
+    def show_waiting(self) -> None:
+        """Between Send and the first token: say that the answer is on its way."""
+        self.waiting = True
+        self.footer.setText("Waiting for the first token…")
 
     def apply(self, events: list[EngineEvent]) -> None:
         """Take one frame's events; the answer is re-rendered once for all of them."""
+        if self.waiting and events:
+            self.waiting = False
+            self.footer.setText("")
         answer_changed = False
         for event in events:
             if isinstance(event, ReasoningDelta):

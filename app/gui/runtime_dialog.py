@@ -1,10 +1,9 @@
 """The torch backend on demand: says what it will download and how large, then installs it with progress.
 
-Signals (internal, thread to UI): planned(object InstallPlan), progressed(str, int, int),
-finished(object RuntimeInstallError | None).
+Signals: progressed(str what, int done, int total), on the UI thread, while installing.
 
-Planning and downloading block, so each runs in a plain thread; its results cross to the UI thread
-through queued signals. Cancel sets a flag the download checks between chunks.
+Planning and downloading block, so each runs in a plain thread; its results and progress cross to the
+UI thread through a Handoff (app/gui/handoff.py). Cancel sets a flag the download checks between chunks.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.gui.handoff import Handoff
 from app.gui.qt import (
     QDialog,
     QDialogButtonBox,
@@ -37,9 +37,7 @@ from engine.services.runtime_install import (
 
 
 class TorchRuntimeDialog(QDialog):
-    planned = Signal(object)
     progressed = Signal(str, int, int)
-    finished_install = Signal(object)
 
     def __init__(self, parent: QWidget | None = None, indexes: Sequence[str] = DEFAULT_INDEXES,
                  target: Path | None = None, requirements: Sequence[str] = TORCH_REQUIREMENTS) -> None:
@@ -67,22 +65,17 @@ class TorchRuntimeDialog(QDialog):
         layout.addWidget(self.bar)
         layout.addWidget(self.buttons)
         self.resize(560, 320)
-        self.planned.connect(self._show_plan)
         self.progressed.connect(self._show_progress)
-        self.finished_install.connect(self._show_result)
-        self._run(self._plan)
+        self.handoff = Handoff(self)
+        self._thread = self.handoff.run(lambda: plan_install(self.requirements, self.target, self.indexes),
+                                        self._show_plan, "torch-plan")
 
-    def _run(self, job: object) -> None:
-        self._thread = threading.Thread(target=job, daemon=True)  # type: ignore[arg-type]
-        self._thread.start()
-
-    def _plan(self) -> None:
-        try:
-            self.planned.emit(plan_install(self.requirements, self.target, self.indexes))
-        except RuntimeInstallError as exc:
-            self.finished_install.emit(exc)
-
-    def _show_plan(self, plan: InstallPlan) -> None:
+    def _show_plan(self, plan: InstallPlan | Exception) -> None:
+        if isinstance(plan, RuntimeInstallError):
+            self._show_result(plan)
+            return
+        if isinstance(plan, Exception):
+            raise plan  # a bug, not a network problem: the crash handler reports it
         self.plan = plan
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
@@ -102,19 +95,25 @@ class TorchRuntimeDialog(QDialog):
         plan = self.plan
         self.install_button.setEnabled(False)
 
+        def progress(what: str, done: int, total: int) -> None:  # the install thread
+            self.handoff.post(lambda: self.progressed.emit(what, done, total))
+
         def job() -> None:
             try:
-                install(plan, self.target, self.progressed.emit, self._cancel.is_set)
-            except RuntimeInstallError as exc:
-                self.finished_install.emit(exc)
-                return
+                install(plan, self.target, progress, self._cancel.is_set)
             except OSError as exc:
-                self.finished_install.emit(RuntimeInstallError(
-                    f"Installing into {self.target} failed: {exc}.", "Check the free disk space and try again."))
-                return
-            self.finished_install.emit(None)
+                raise RuntimeInstallError(f"Installing into {self.target} failed: {exc}.",
+                                          "Check the free disk space and try again.") from exc
 
-        self._run(job)
+        self._thread = self.handoff.run(job, self._installed, "torch-install")
+
+    def _installed(self, result: object) -> None:
+        if isinstance(result, RuntimeInstallError):
+            self._show_result(result)
+        elif isinstance(result, Exception):
+            raise result
+        else:
+            self._show_result(None)
 
     def _show_progress(self, what: str, done: int, total: int) -> None:
         if what.startswith("Downloading"):

@@ -81,3 +81,40 @@ def test_export_markdown_and_json(tmp_path: Path) -> None:
     assert md.startswith("# Sky") and "## You\n\nWhy blue?" in md and "> Short waves more." in md
     data = json.loads(to_json(store, conv))
     assert data["title"] == "Sky" and data["messages"][1]["reasoning"].startswith("Light")
+
+
+def test_streamed_text_is_appended_by_the_writer_thread_in_order(tmp_path: Path) -> None:
+    import threading
+
+    db = tmp_path / "w.sqlite3"
+    store = ChatStore(db)
+    conv = store.create("Stream")
+    answer = store.add(conv, "assistant", state="streaming")
+    store.append(answer, content="A", reasoning="r")  # appended on this connection, not rewritten
+    writer = store.stream_writer()
+    pieces = [f"{i}," for i in range(500)]
+    for piece in pieces:
+        writer.append(answer, content=piece, reasoning=piece[:1])
+    writer.flush()  # everything queued is on disk, read back through another connection
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as peek:
+        content, reasoning = peek.execute("SELECT content, reasoning FROM messages WHERE id=?", (answer,)).fetchone()
+    assert content == "A" + "".join(pieces) and reasoning == "r" + "".join(p[:1] for p in pieces)
+    assert any(t.name == "chat-writer" for t in threading.enumerate())
+    writer.close()
+    assert not any(t.name == "chat-writer" for t in threading.enumerate())
+    store.close()
+    again = ChatStore(db)
+    assert again.path(conv)[0].state == "interrupted"  # the next start: nothing lost, marked cut off
+    again.close()
+
+
+def test_a_failed_write_on_the_writer_thread_is_raised_where_it_is_flushed(tmp_path: Path) -> None:
+    import pytest
+
+    store = ChatStore(tmp_path / "f.sqlite3")
+    writer = store.stream_writer()
+    store._db.execute("DROP TABLE messages")  # the table is gone under the writer
+    writer.append(1, content="lost")
+    with pytest.raises(sqlite3.Error):
+        writer.flush()
+    store.close()

@@ -1,11 +1,15 @@
-"""Benchmark: does the chat view stay smooth at 500 tokens/s? Prints figures, asserts nothing.
+"""Benchmark: does the chat view stay smooth at 500 tokens/s, saving included? Prints figures, asserts nothing.
 
-Streams 20,000 tokens (half reasoning, half markdown answer) at 500 tokens/s from a synthetic event
-source, batched per frame as the engine bridge delivers them, through the real ThinkingPane and
-AnswerView, while a 1 ms timer measures how late the event loop gets to it (the stall). Also times
-a fresh process from start to a visible main window.
+Streams a reasoning trace and then a markdown answer until it is 256 kB, at 500 tokens/s, from a
+synthetic engine, batched per frame as the engine bridge delivers them, through the window's real
+path: the ConversationController (saving on: a real ChatStore on disk, its writer thread appending
+what is new) and the real ThinkingPane and AnswerView, while a 1 ms timer measures how late the event
+loop gets to it (the stall). Also times a fresh process from start to a visible main window.
 
-    QT_QPA_PLATFORM=offscreen python -m tests.app.gui.bench_stream
+    QT_QPA_PLATFORM=offscreen python -m tests.app.gui.bench_stream [--no-save]
+
+The UI thread's share of saving (handing each frame's new text to the writer thread, and the flush
+and final update at the end) is timed on its own; --no-save drops the streamed saves, to compare.
 """
 
 from __future__ import annotations
@@ -22,32 +26,84 @@ from PySide6.QtWidgets import QApplication
 
 from app.gui.bridge import FRAME_MS, EngineBridge
 from app.gui.main_window import MainWindow
-from app.gui.messages import AssistantMessage
-from app.store import ChatStore
-from engine.api import ContentDelta, EngineEvent, ReasoningDelta, ReasoningEnded
+from app.store import ChatStore, StreamWriter
+from engine.api import (
+    ContentDelta,
+    EngineEvent,
+    Finished,
+    FinishReason,
+    GenerationRequest,
+    ReasoningDelta,
+    ReasoningEnded,
+)
 
-TOKENS, RATE = 20_000, 500
+REASONING_TOKENS, ANSWER_BYTES, RATE = 4_000, 256 * 1024, 500
 WORDS = ["The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", ".", "\n"]
 ANSWER = ["**Short", " answer", ":**", " light", " scatters", ".\n\n", "| a | b |\n|---|---|\n| 1 | 2 |\n\n",
           "```python\n", "x", " =", " 1\n", "```\n\n", "More", " text", " with", " `code`", ".\n\n"]
 
 
-def synthetic(n: int) -> list[EngineEvent]:
-    half = n // 2
-    events: list[EngineEvent] = [ReasoningDelta(WORDS[i % len(WORDS)]) for i in range(half)]
-    events.append(ReasoningEnded(by_budget=False, reasoning_tokens=half))
-    events += [ContentDelta(ANSWER[i % len(ANSWER)]) for i in range(n - half)]
+def synthetic() -> list[EngineEvent]:
+    events: list[EngineEvent] = [ReasoningDelta(WORDS[i % len(WORDS)]) for i in range(REASONING_TOKENS)]
+    events.append(ReasoningEnded(by_budget=False, reasoning_tokens=REASONING_TOKENS))
+    size = 0
+    while size < ANSWER_BYTES:
+        piece = ANSWER[len(events) % len(ANSWER)]
+        events.append(ContentDelta(piece))
+        size += len(piece.encode())
+    events.append(Finished(FinishReason.STOP))
     return events
 
 
-def stream(app: QApplication) -> tuple[list[float], float]:
-    win = MainWindow(EngineBridge(), ChatStore(Path(tempfile.mkdtemp()) / "b.sqlite3"))
+class TimedWriter:
+    """The controller's StreamWriter, timed where the UI thread calls it (or nothing, for --no-save)."""
+
+    def __init__(self, inner: StreamWriter | None) -> None:
+        self.inner = inner
+        self.append_ms: list[float] = []
+        self.flush_ms = 0.0
+
+    def append(self, message_id: int, *, content: str = "", reasoning: str = "") -> None:
+        t = time.perf_counter()
+        if self.inner is not None:
+            self.inner.append(message_id, content=content, reasoning=reasoning)
+        self.append_ms.append((time.perf_counter() - t) * 1000)
+
+    def flush(self) -> None:
+        t = time.perf_counter()
+        if self.inner is not None:
+            self.inner.flush()
+        self.flush_ms = (time.perf_counter() - t) * 1000
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
+class SyntheticEngine:
+    """Stands in for the engine: the benchmark feeds its events itself, at the set rate."""
+
+    busy = False
+
+    def generate(self, request: GenerationRequest) -> bool:
+        return True
+
+    def stop(self) -> None:
+        pass
+
+
+def stream(app: QApplication, save: bool = True) -> tuple[list[float], float, int, int, TimedWriter]:
+    db = Path(tempfile.mkdtemp()) / "b.sqlite3"
+    store = ChatStore(db)
+    win = MainWindow(EngineBridge(), store)
     win.resize(1200, 800)
     win.show()
     app.processEvents()  # the window's idle-time warm-up runs, as it would before a person types
-    message = AssistantMessage(win.renderer)
-    win.chat.add(message)
-    events = synthetic(TOKENS)
+    win.controller.engine = SyntheticEngine()
+    win.send("Why is the sky blue?")  # the question is saved, the answer row starts 'streaming'
+    writer = TimedWriter(win.controller._writer if save else None)
+    win.controller._writer = writer  # type: ignore[assignment]
+    events = synthetic()
     per_frame = RATE * FRAME_MS // 1000
     gaps: list[float] = []
     clock = QElapsedTimer()
@@ -69,14 +125,16 @@ def stream(app: QApplication) -> tuple[list[float], float]:
         due = int((time.perf_counter() - start) * RATE)
         if due > position:
             batch = events[position:min(due, position + per_frame * 4)]
-            message.apply(batch)
+            win._on_events(batch)  # what EngineBridge.events delivers: shown, then appended to the store
             position += len(batch)
         app.processEvents()
         time.sleep(0.0005)
     elapsed = time.perf_counter() - start
     probe.stop()
+    assert win.current is None and win.conversation_id is not None  # the answer ended and was saved
+    saved = store.path(win.conversation_id)[-1]
     win.close()
-    return gaps, elapsed
+    return gaps, elapsed, len(events), len(saved.content.encode()), writer
 
 
 def start_to_window() -> float:
@@ -91,10 +149,15 @@ def start_to_window() -> float:
 
 def main() -> None:
     app = QApplication.instance() or QApplication([])
-    gaps, elapsed = stream(app)  # type: ignore[arg-type]
+    save = "--no-save" not in sys.argv
+    gaps, elapsed, tokens, saved, writer = stream(app, save)  # type: ignore[arg-type]
     stalls = sorted(g - 1.0 for g in gaps)
     p99 = stalls[int(len(stalls) * 0.99)]
-    print(f"streamed {TOKENS} tokens in {elapsed:.1f} s ({TOKENS / elapsed:.0f} tokens/s, target {RATE})")
+    print(f"streamed {tokens} tokens in {elapsed:.1f} s ({tokens / elapsed:.0f} tokens/s, target {RATE}), "
+          f"saving {'on' if save else 'off'}: {saved / 1024:.0f} kB answer in the store")
+    appends = sorted(writer.append_ms)
+    print(f"saving on the UI thread: per frame p99 {appends[int(len(appends) * 0.99)]:.3f} ms, "
+          f"max {appends[-1]:.3f} ms; flush at the end {writer.flush_ms:.1f} ms")
     print(f"event-loop stall: p50 {statistics.median(stalls):.2f} ms, p99 {p99:.2f} ms, max {stalls[-1]:.2f} ms "
           f"(targets: p99 < 16 ms, max < 50 ms)")
     print(f"start to visible window (imports included, no model): {start_to_window():.2f} s")

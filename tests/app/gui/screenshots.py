@@ -110,7 +110,7 @@ def shoot_dialogs(app: QApplication) -> None:
     store = ChatStore(Path(tempfile.mkdtemp()) / "dialogs.sqlite3")
     win = MainWindow(EngineBridge(), store)
     win.show()
-    wizard = win.open_download_wizard()
+    wizard = win.downloads.open_download_wizard()
     wizard.resize(900, 620)
     wait(app, lambda: wizard.currentPage().isComplete())
     wizard.next()

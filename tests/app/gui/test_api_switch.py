@@ -17,6 +17,8 @@ def test_switch_serves_the_loaded_model_and_shares_the_engine(qtbot, window: Mai
     port = free_port()
     QSettings().setValue("server/port", port)
     window.serve_action.setChecked(True)
+    assert "starting" in window.api_label.text()  # it binds in a thread: the window does not wait
+    qtbot.waitUntil(lambda: window.api is not None, timeout=20_000)
     assert window.api is not None and f"127.0.0.1:{port}" in window.api_label.text()
     client = openai.OpenAI(base_url=window.api.url, api_key="none", max_retries=0, timeout=120)
     names = [m.id for m in client.models.list().data]
@@ -49,5 +51,6 @@ def test_busy_port_is_explained(qtbot, window: MainWindow) -> None:  # type: ign
         taken.listen()
         QSettings().setValue("server/port", taken.getsockname()[1])
         window.serve_action.setChecked(True)
-        assert window.api is None and not window.serve_action.isChecked()
+        qtbot.waitUntil(lambda: not window.serve_action.isChecked(), timeout=20_000)
+        assert window.api is None
         assert "another program may be using the port" in window.status.text()

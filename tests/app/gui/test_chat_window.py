@@ -192,3 +192,34 @@ def test_folder_without_config_is_explained(qtbot, window: MainWindow, tmp_path)
     window.load_model(str(tmp_path))
     qtbot.waitUntil(lambda: not window.bridge.busy, timeout=30_000)
     assert "no config.json" in window.status.text() and "safetensors" in window.status.text()
+
+
+def test_a_failed_send_is_rolled_back_and_a_resend_shows_once(qtbot, store) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.branches import MessageTools
+    from app.gui.bridge import EngineBridge
+    from app.gui.messages import UserMessage
+
+    win = MainWindow(EngineBridge(), store, None)  # no model loaded
+    qtbot.addWidget(win)
+    win.show()
+    send(qtbot, win, "Hello")
+    wait_answer(qtbot, win)
+    assert "No model is loaded" in last_answer(win).footer.text()
+    assert win.history == [] and win.composer.input.toPlainText() == "Hello"  # back in the box
+    qtbot.keyClick(win.composer.input, Qt.Key.Key_Return)  # resend it as it is
+    wait_answer(qtbot, win)
+    questions = win.chat.widget().findChildren(UserMessage)
+    assert [q.toPlainText() for q in questions] == ["Hello"]  # once, not twice
+    assert not [t for t in win.chat.widget().findChildren(MessageTools) if len(t.siblings) > 1]  # no false ‹ 2/2 ›
+    assert win.history == []
+    win.close()
+
+
+def test_something_shows_between_send_and_the_first_token(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.composer.think.setChecked(False)
+    window.max_tokens = 8
+    send(qtbot, window, "Hi")
+    waiting = last_answer(window)  # no event can have arrived yet: they come in a later turn of the event loop
+    assert "Waiting for the first token" in waiting.footer.text(), waiting.footer.text()
+    wait_answer(qtbot, window)
+    assert "Waiting" not in waiting.footer.text() and waiting.answer.text

@@ -36,13 +36,13 @@ def fresh(qtbot, hub: FakeHub, tmp_path: Path, store: ChatStore,  # type: ignore
     win.show()
     yield win
     secrets.delete("hf-token")
-    if win.wizard is not None:
-        win.wizard.reject()
+    if win.downloads.wizard is not None:
+        win.downloads.wizard.reject()
     win.close()
 
 
 def to_variants(qtbot, win: MainWindow) -> DownloadWizard:  # type: ignore[no-untyped-def]
-    wizard = win.wizard or win.open_download_wizard()
+    wizard = win.downloads.wizard or win.downloads.open_download_wizard()
     qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=20_000)  # hardware read, catalog loaded
     assert "RAM:" in wizard.currentPage().summary.text()  # type: ignore[attr-defined]
     wizard.next()
@@ -50,26 +50,34 @@ def to_variants(qtbot, win: MainWindow) -> DownloadWizard:  # type: ignore[no-un
     return wizard
 
 
-def choose(wizard: DownloadWizard, variant_id: str) -> None:
+def choose(qtbot, wizard: DownloadWizard, variant_id: str) -> None:  # type: ignore[no-untyped-def]
     page = wizard.currentPage()
     assert isinstance(page, VariantPage)
     page.select(variant_id)
     row = page.current_row()
     assert row is not None and page.table.item(row, 3).text()  # the fit verdict is shown
     assert "KV cache" in page.details.text()  # with its numbers
+    next_page(qtbot, wizard)
+
+
+def next_page(qtbot, wizard: DownloadWizard) -> None:  # type: ignore[no-untyped-def]
+    """Next on a page that asks the Hub: the question runs off the UI thread, the page waits for it."""
+    page = wizard.currentPage()
     wizard.next()
+    assert page.checking and wizard.currentPage() is page  # type: ignore[attr-defined]  # not asked on the UI thread
+    qtbot.waitUntil(lambda: not page.checking, timeout=20_000)  # type: ignore[attr-defined]
 
 
 def test_fresh_install_to_a_loaded_verified_model(qtbot, fresh: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    assert fresh.offer_first_run()  # no model yet: the wizard opens by itself
+    assert fresh.downloads.offer_first_run()  # no model yet: the wizard opens by itself
     wizard = to_variants(qtbot, fresh)
     page = wizard.currentPage()
     assert isinstance(page, VariantPage) and wizard.catalog is not None
     row = page.current_row()
     assert row is not None and wizard.catalog.variants[row].id == "unsloth:Q4_K_M"  # suggested: it runs here
-    choose(wizard, "unsloth:Q4_K_M")
+    choose(qtbot, wizard, "unsloth:Q4_K_M")
     assert wizard.currentId() == DOWNLOAD  # not gated: no token page
-    job = fresh.download_job
+    job = fresh.downloads.download_job
     assert job is not None
     qtbot.waitUntil(lambda: job.state == "done", timeout=30_000)
     qtbot.waitUntil(lambda: wizard.currentPage().isComplete(), timeout=5_000)
@@ -78,29 +86,29 @@ def test_fresh_install_to_a_loaded_verified_model(qtbot, fresh: MainWindow) -> N
     assert wizard.currentId() == DONE
     qtbot.waitUntil(lambda: fresh.bridge.model is not None, timeout=60_000)
     assert fresh.bridge.model is not None and fresh.bridge.model.path == job.path
-    assert [m.id for m in fresh.library().models()] == [f"{GGUF_REPO}:Q4_K_M"]
+    assert [m.id for m in fresh.downloads.library().models()] == [f"{GGUF_REPO}:Q4_K_M"]
     wizard.accept()
-    assert not fresh.offer_first_run()  # offered once; and there is a model now
+    assert not fresh.downloads.offer_first_run()  # offered once; and there is a model now
 
 
 def test_gated_repo_asks_for_a_token(qtbot, fresh: MainWindow, hub: FakeHub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     wizard = to_variants(qtbot, fresh)
-    choose(wizard, "nvidia:BF16")
+    choose(qtbot, wizard, "nvidia:BF16")
     assert wizard.currentId() == TOKEN
     page = wizard.currentPage()
     assert isinstance(page, TokenPage)
     assert "gated" in page.explain.text() and ("session" in page.where.text() or "keyring" in page.where.text())
     page.token.setText("hf_not_allowed")
-    wizard.next()
+    next_page(qtbot, wizard)
     assert wizard.currentId() == TOKEN and "no access" in page.problem.text()
     page.token.setText(hub.token)
-    wizard.next()
+    next_page(qtbot, wizard)
     assert wizard.currentId() == DOWNLOAD
-    job = fresh.download_job
+    job = fresh.downloads.download_job
     assert job is not None
     qtbot.waitUntil(lambda: job.state == "done", timeout=30_000)
     assert (Path(job.path) / "model.safetensors").is_file()
-    assert any(m.repo == TORCH_REPO for m in fresh.library().models())
+    assert any(m.repo == TORCH_REPO for m in fresh.downloads.library().models())
     written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()]
     assert written and not [p for p in written if hub.token.encode() in p.read_bytes()]  # never in a file
 
@@ -109,9 +117,9 @@ def test_pause_resume_and_the_download_continues_after_the_wizard_closes(  # typ
         qtbot, fresh: MainWindow, hub: FakeHub, tmp_path: Path) -> None:
     hub.faults.rate = 2e6  # 8 MB: about four seconds
     wizard = to_variants(qtbot, fresh)
-    choose(wizard, "unsloth:Q8_0")
+    choose(qtbot, wizard, "unsloth:Q8_0")
     page = wizard.currentPage()
-    job = fresh.download_job
+    job = fresh.downloads.download_job
     assert job is not None
     qtbot.waitUntil(lambda: job.last is not None and job.last.done > 1 << 19, timeout=20_000)
     page.pause_button.click()  # type: ignore[attr-defined]
@@ -129,8 +137,8 @@ def test_pause_resume_and_the_download_continues_after_the_wizard_closes(  # typ
 def test_cancel_deletes_the_partial_file(qtbot, fresh: MainWindow, hub: FakeHub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     hub.faults.rate = 1e6
     wizard = to_variants(qtbot, fresh)
-    choose(wizard, "unsloth:Q8_0")
-    job = fresh.download_job
+    choose(qtbot, wizard, "unsloth:Q8_0")
+    job = fresh.downloads.download_job
     assert job is not None
     qtbot.waitUntil(lambda: job.last is not None and job.last.done > 0, timeout=20_000)
     wizard.currentPage().cancel_button.click()  # type: ignore[attr-defined]
@@ -169,7 +177,7 @@ def test_first_start_loads_the_demo_and_opens_the_wizard_over_it(qtbot, fresh: M
     from app.gui.app import start_without_model
 
     start_without_model(fresh)
-    assert fresh.wizard is not None and fresh.wizard.isVisible()
+    assert fresh.downloads.wizard is not None and fresh.downloads.wizard.isVisible()
     qtbot.waitUntil(lambda: fresh.bridge.model is not None, timeout=60_000)
     assert fresh.bridge.model is not None and fresh.bridge.model.is_demo  # usable while choosing
 
@@ -195,8 +203,8 @@ def test_a_hostile_hub_is_refused_in_the_wizard_and_nothing_is_written_outside_t
         page = wizard.currentPage()
         assert isinstance(page, VariantPage)
         page.select("unsloth:Q4_K_M")  # the built-in entry stands in for the refused listing
-        wizard.next()  # Next reads the listing again: refused again, with the reason
-        assert wizard.currentId() == VARIANT and win.download_job is None
+        next_page(qtbot, wizard)  # Next reads the listing again: refused again, with the reason
+        assert wizard.currentId() == VARIANT and win.downloads.download_job is None
         assert "climbs out of its folder" in page.problem.text() and "not trustworthy" in page.problem.text()
         wizard.reject()
     finally:

@@ -114,6 +114,7 @@ def test_window_chats_through_the_server(qtbot, server: LiveServer, tmp_path) ->
         # The app's own API switch serves the remote model too, with no special case.
         QSettings().setValue("server/port", free_port())
         win.set_serving(True)
+        qtbot.waitUntil(lambda: win.api is not None or "starting" not in win.api_label.text(), timeout=20_000)
         assert win.api is not None, win.status.text()
         reply = httpx.post(win.api.url + "/chat/completions", timeout=HANG_GUARD_MS / 1000, json={
             "model": TINY, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 12})
