@@ -25,6 +25,7 @@ from engine.api import (
     FinishReason,
     GenerationEvent,
     ReasoningDelta,
+    ReasoningEndCause,
     ReasoningEnded,
     SamplingParams,
     Usage,
@@ -167,11 +168,12 @@ class _Run:
             if isinstance(delta, ContentDelta):
                 self.emit_answer(delta.text, out)
             else:
-                out.append(delta)
+                out.append(ReasoningDelta(delta.text, self.reasoning_tokens))
         if self.was_reasoning and not self.in_reasoning:
             self.was_reasoning = False
-            out.append(ReasoningEnded(by_budget=forced or self.budget.closed_by_budget,
-                                      reasoning_tokens=self.reasoning_tokens))
+            by_budget = forced or self.budget.closed_by_budget
+            out.append(ReasoningEnded(by_budget=by_budget, reasoning_tokens=self.reasoning_tokens,
+                                      cause=self.budget.cause if by_budget else ReasoningEndCause.MODEL))
 
     def force_close(self, closing: str, out: list[GenerationEvent]) -> list[int]:
         """Feed the closing sequence as if generated; as much of it as max_tokens still allows."""

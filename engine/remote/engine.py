@@ -36,6 +36,7 @@ from engine.api import (
     GenerationRequest,
     LoadProgress,
     ModelInfo,
+    ReasoningEndCause,
     RemoteSpec,
 )
 from engine.generate.chat_format import ChatFormatter
@@ -188,8 +189,10 @@ class _Plan:
         # As locally, the reasoning leaves room for an answer (when asked): a quarter of max_tokens, up to 512.
         reserve = answer_reserve(self.max_tokens) if self.request.keep_answer_room else 0
         allowance = max(0, self.max_tokens - reserve - len(CLOSE_CUT))
+        # The room kept for the answer, not the budget, ends a reasoning the allowance cuts first.
+        cause = ReasoningEndCause.ANSWER_ROOM if budget > 0 and allowance < budget else ReasoningEndCause.BUDGET
         if budget == 0 or allowance == 0:
-            yield from stream.force_close(CLOSE_AT_NEWLINE)
+            yield from stream.force_close(CLOSE_AT_NEWLINE, cause)
         else:
             reason = yield from self._step(cancel, min(budget, allowance), first=True)
             if reason is not FinishReason.LENGTH or cancel.is_set():
@@ -203,7 +206,8 @@ class _Plan:
                 reason = FinishReason.LENGTH
             if stream.in_reasoning:
                 # Stopped by the newline (which the server leaves out): close as at a newline; else cut.
-                yield from stream.force_close("\n" + CLOSE_AT_NEWLINE if reason is FinishReason.STOP else CLOSE_CUT)
+                yield from stream.force_close("\n" + CLOSE_AT_NEWLINE if reason is FinishReason.STOP else CLOSE_CUT,
+                                              cause)
         left = self.max_tokens - stream.generated
         if left <= 0:
             return FinishReason.LENGTH

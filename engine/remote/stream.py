@@ -18,6 +18,7 @@ from engine.api import (
     FinishReason,
     GenerationEvent,
     ReasoningDelta,
+    ReasoningEndCause,
     ReasoningEnded,
     ToolCall,
     ToolCallEvent,
@@ -42,6 +43,7 @@ class AnswerStream:
         self.reasoning_tokens = 0
         self.answer_tokens = 0
         self.forced = False
+        self.forced_by = ReasoningEndCause.BUDGET
         self._was_reasoning = starts_in_reasoning
         self._server_reasoning_open = False
         self._calls: dict[int, dict[str, str]] = {}
@@ -95,9 +97,9 @@ class AnswerStream:
             out += self._text(content)
         return out
 
-    def force_close(self, closing: str) -> list[GenerationEvent]:
-        """End the reasoning with `closing` (the budget's doing), as if the model had written it."""
-        self.forced = True
+    def force_close(self, closing: str, cause: ReasoningEndCause = ReasoningEndCause.BUDGET) -> list[GenerationEvent]:
+        """End the reasoning with `closing` (the budget's or the answer room's doing), as if the model wrote it."""
+        self.forced, self.forced_by = True, cause
         return self._text(closing, count=False)
 
     def _text(self, text: str, *, count: bool = True) -> list[GenerationEvent]:
@@ -123,6 +125,8 @@ class AnswerStream:
         for delta in deltas:
             if isinstance(delta, ContentDelta) and self.tools is not None:
                 out.extend(self.tools.feed(delta.text))
+            elif isinstance(delta, ReasoningDelta):
+                out.append(ReasoningDelta(delta.text, self.reasoning_tokens))
             else:
                 out.append(delta)
         if self.splitter.phase is Phase.REASONING:
@@ -130,7 +134,9 @@ class AnswerStream:
         elif self._was_reasoning:
             self._was_reasoning = False
             by_budget = self.forced or (self.budget is not None and self.reasoning_tokens >= self.budget)
-            out.append(ReasoningEnded(by_budget=by_budget, reasoning_tokens=self.reasoning_tokens))
+            cause = self.forced_by if self.forced else ReasoningEndCause.BUDGET
+            out.append(ReasoningEnded(by_budget=by_budget, reasoning_tokens=self.reasoning_tokens,
+                                      cause=cause if by_budget else ReasoningEndCause.MODEL))
 
     def _tool_call_piece(self, piece: dict[str, Any]) -> None:
         slot = self._calls.setdefault(int(piece.get("index", 0)), {"id": "", "name": "", "arguments": ""})

@@ -62,3 +62,17 @@ def test_guard_only_when_asked_and_only_while_the_closing_fits() -> None:
     assert not tiny.closed_by_budget
     exact = BudgetController(None, max_tokens=6, closing_length=5)
     assert exact.after_reasoning_token(1, " w", tokens_left=5) == CLOSE_CUT
+
+
+def test_the_cause_says_which_rule_closed_the_reasoning() -> None:
+    from engine.api import ReasoningEndCause
+
+    guard = BudgetController(None, max_tokens=100, closing_length=4)
+    assert guard.after_reasoning_token(61, " w", tokens_left=29) == CLOSE_CUT
+    assert guard.cause is ReasoningEndCause.ANSWER_ROOM  # "no limit": the answer's room, not a budget
+    budget = BudgetController(10, max_tokens=PLENTY)
+    assert budget.after_reasoning_token(12, ".\n", PLENTY) == CLOSE_AT_NEWLINE
+    assert budget.cause is ReasoningEndCause.BUDGET
+    zero = BudgetController(0, max_tokens=PLENTY)
+    zero.close_before_start()
+    assert zero.cause is ReasoningEndCause.BUDGET
