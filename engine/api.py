@@ -394,6 +394,9 @@ class ModelInfo:
     kernels: str = ""
     #: What a person should know about this load (weights spilled to CPU memory, ...).
     notes: tuple[str, ...] = ()
+    #: The generation defaults the model file or folder declares; None where it declares none.
+    default_temperature: float | None = None
+    default_top_p: float | None = None
 
 
 GenerationEvent = ReasoningDelta | ContentDelta | ToolCallEvent | ReasoningEnded | Usage | Finished | Error

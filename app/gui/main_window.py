@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.gui.announce import Announcer
 from app.gui.api_switch import ApiServer
 from app.gui.bridge import EngineBridge
-from app.gui.chat_view import ChatView
+from app.gui.chat_view import ChatView, empty_hint
 from app.gui.composer import Composer
 from app.gui.conversation import ConversationMixin
 from app.gui.download_host import DownloadsMixin
@@ -45,7 +46,6 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         self.store = store
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
         self.conversation_id: int | None = None
-        self.max_tokens = 8192
         self.last_request: GenerationRequest | None = None
         self.current: AssistantMessage | None = None
         self._current_id = 0
@@ -72,6 +72,7 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         self.statusBar().addPermanentWidget(self.undo)
         self._menus()
         self._connect()
+        self.announcer = Announcer(self.bridge.events, self.sidebar.deleted, self.statusBar())
         self._restore_geometry()
         QTimer.singleShot(0, self.renderer.warm_up)  # once the window is up, not before
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_color_scheme)
@@ -223,7 +224,18 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         self.status.setToolTip("\n".join(t for t in tip if t))
         if info.notes:  # e.g. weights spilled to CPU memory: say it where it is seen
             self.status.setText(f"{self._model_text} · {info.notes[0]}")
-        self.composer.think.setEnabled(info.has_thinking)
+        self.composer.follow_model(info)  # max tokens, the budget's steps, Think, the sampling preset
+        self.chat.set_hint(empty_hint(info))
+        if self.api is not None:
+            self.api.follow(info)  # the API serves what is loaded now
+
+    @property
+    def max_tokens(self) -> int:
+        return self.composer.max_tokens
+
+    @max_tokens.setter
+    def max_tokens(self, tokens: int) -> None:
+        self.composer.cap_tokens = tokens
 
     def _on_failed(self, error: Error) -> None:
         if self.current is None:  # a load error; answer errors show in the answer
