@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 
+from app.failures import describe
 from app.gui.qt import QObject, QTimer, Signal
 from engine.api import EngineEvent, Error, GenerationRequest, LoadProgress, LoadSpec, ModelInfo
 from engine.client import EngineClient
@@ -78,8 +79,9 @@ class EngineBridge(QObject):
         try:
             for event in job():
                 self._pending.append(event)
-        except Exception as exc:  # a bug of ours: still end the job and say so
-            self._pending.append(Error(f"Internal error: {exc}", "Please report it.", "internal"))
+        except Exception as exc:  # a bug of ours: still end the job, say so briefly, log the traceback
+            failure = describe(exc, "finish this")
+            self._pending.append(Error(failure.message, failure.action, "internal" if failure.bug else "error"))
         finally:
             self._pending.append(None)
 

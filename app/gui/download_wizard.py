@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 import engine.services.secrets as engine_secrets
+from app.failures import describe
 from app.gui.downloads import DownloadJob
 from app.gui.qt import (
     QApplication,
@@ -203,9 +204,8 @@ class VariantPage(QWizardPage):
         except EngineError as exc:
             self.problem.setText(f"{exc.message} {exc.action}")
             return False
-        except Exception as exc:  # offline, a proxy page, DNS
-            self.problem.setText(f"Could not read the file list from the Hub ({type(exc).__name__}: {exc}). "
-                                 "Check the connection and press Next again.")
+        except Exception as exc:  # offline, a proxy page, DNS; or a bug of ours, which is logged
+            self.problem.setText(str(describe(exc, "read the file list from the Hub", "press Next again")))
             return False
         finally:
             QApplication.restoreOverrideCursor()
@@ -257,8 +257,8 @@ class TokenPage(QWizardPage):
         except AuthRequired as exc:
             self.problem.setText(f"{exc.message} {exc.action}")
             return False
-        except Exception as exc:
-            self.problem.setText(f"Could not check the token ({type(exc).__name__}). Check the connection.")
+        except Exception as exc:  # by type: the network, or a bug of ours (logged)
+            self.problem.setText(str(describe(exc, "check the token with the Hub", "press Next again")))
             return False
         finally:
             QApplication.restoreOverrideCursor()

@@ -300,7 +300,9 @@ class AssistantMessage(QWidget):
         self.thinking.settle(self.finish)
         if self.error is not None:
             self.footer.setStyleSheet("color: #c0392b;")
-            self.footer.setText(f"{self.error.message} {self.error.action}".strip())
+            # One line of message: whatever reached the error, a traceback never shows under the answer.
+            message = (self.error.message.strip().splitlines() or [""])[0]
+            self.footer.setText(f"{message} {self.error.action}".strip())
             return
         parts = []
         if self.usage is not None:
