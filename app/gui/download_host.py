@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from app.gui.qt import QAction, QLabel, QSettings
+from app.gui.qt import QAction, QLabel, QSettings, Qt
+from app.gui.recent_models import remember_model
 from app.paths import data_dir
 from engine.errors import EngineError
 from engine.services.hub.hardware import gb
@@ -37,6 +38,7 @@ class DownloadsMixin:
         library.triggered.connect(self.open_library)
         menu.addAction(get)
         menu.addAction(library)
+        self.bridge.loaded.connect(remember_model)  # type: ignore[attr-defined]  # the library lists it
 
     def library(self) -> Library:
         from engine.services.hub.cache import default_cache_dir
@@ -64,6 +66,9 @@ class DownloadsMixin:
         from app.gui.model_library import ModelLibraryDialog
 
         dialog = ModelLibraryDialog(self.library(), self, self)  # type: ignore[arg-type]
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # and its connections with it
+        self.bridge.loaded.connect(dialog.model_loaded)  # type: ignore[attr-defined]
+        self.bridge.failed.connect(dialog.load_failed)  # type: ignore[attr-defined]
         dialog.show()
         return dialog
 

@@ -60,10 +60,10 @@ def test_the_download_job_reports_a_bug_as_a_bug(qtbot) -> None:  # type: ignore
 
 
 def test_a_failing_gpu_probe_is_unknown_not_no_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    class NVMLError_NoPermission(Exception):  # noqa: N801 - NVML's own naming
+    class NVMLError_NoPermission(Exception):
         pass
 
-    class NVMLError_DriverNotLoaded(Exception):  # noqa: N801
+    class NVMLError_DriverNotLoaded(Exception):
         pass
 
     def refuse() -> None:
