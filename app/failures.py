@@ -49,12 +49,15 @@ def describe(exc: BaseException, doing: str, retry: str = "try again") -> Failur
 
 
 def is_network_error(exc: BaseException) -> bool:
-    """A failure of the network or of a server's answer: httpx, huggingface_hub, requests, or the OS
-    (sockets, DNS, TLS and timeouts are OSErrors). The libraries are looked up only if already loaded."""
+    """A failure of the network or of a server's answer: httpx (or httpx2, which huggingface_hub may
+    use instead), httpcore, huggingface_hub, requests, or the OS (sockets, DNS, TLS and timeouts are
+    OSErrors). The libraries are looked up only if already loaded."""
     if isinstance(exc, OSError):
         return True
     kinds: list[type[BaseException]] = []
     for module, names in (("httpx", ("HTTPError", "InvalidURL", "StreamError")),
+                          ("httpx2", ("HTTPError", "InvalidURL", "StreamError")),
+                          ("httpcore", ("NetworkError", "TimeoutException", "ProtocolError")),
                           ("huggingface_hub.errors", ("HfHubHTTPError", "OfflineModeIsEnabled")),
                           ("requests", ("RequestException",))):
         loaded = sys.modules.get(module)
