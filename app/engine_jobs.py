@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 
+from app.failures import describe
 from engine.api import EngineEvent, Error, GenerationRequest, LoadSpec, ModelInfo
 from engine.client import EngineClient
 
@@ -52,8 +53,9 @@ class EngineJobs:
             for event in job():
                 self._pending.append(event)
                 self._wake()
-        except Exception as exc:  # a bug of ours: still end the job and say so
-            self._pending.append(Error(f"Internal error: {exc}", "Please report it.", "internal"))
+        except Exception as exc:  # still end the job; say so briefly (a bug of ours: logged with its traceback)
+            failure = describe(exc, "finish this")
+            self._pending.append(Error(failure.message, failure.action, "internal" if failure.bug else "error"))
         finally:
             self._pending.append(None)
             self._wake()

@@ -21,9 +21,18 @@ def database_path() -> Path:
     return data_dir() / "conversations.sqlite3"
 
 
+def log_dir() -> Path:
+    """The platform's log folder (in the data folder when NEMOTRON_DESK_DATA_DIR is set)."""
+    override = os.environ.get("NEMOTRON_DESK_DATA_DIR")
+    path = Path(override) / "logs" if override else Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def log_path() -> Path:
-    """Where a windowed packaged app writes what it would have printed (it has no terminal)."""
-    return data_dir() / "nemotron-desk.log"
+    """The app's log: the tracebacks of its own bugs, and what a windowed packaged app would have
+    printed (it has no terminal)."""
+    return log_dir() / "nemotron-desk.log"
 
 
 def runtime_site_packages() -> Path:

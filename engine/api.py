@@ -292,7 +292,11 @@ class FinishReason(StrEnum):
 
 @dataclass(frozen=True)
 class ReasoningDelta:
+    """A piece of the reasoning. `reasoning_tokens` is the engine's count of reasoning tokens so far
+    (0 where no count is known), so a front end shows tokens, never a count of pieces."""
+
     text: str
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -307,12 +311,26 @@ class ToolCallEvent:
     call: ToolCall
 
 
+class ReasoningEndCause(StrEnum):
+    """What ended the reasoning."""
+
+    MODEL = "model"  # the model closed it itself
+    BUDGET = "budget"  # the reasoning budget (the model card's rule: next newline, at most +500)
+    ANSWER_ROOM = "answer_room"  # only the room kept for the answer was left (max tokens or the context)
+
+
 @dataclass(frozen=True)
 class ReasoningEnded:
-    """The thinking is over. `by_budget` says the budget closed it, not the model."""
+    """The thinking is over. `by_budget` says the engine closed it, not the model; `cause` says why
+    (the budget, or the room kept for the answer)."""
 
     by_budget: bool
     reasoning_tokens: int
+    cause: ReasoningEndCause = ReasoningEndCause.MODEL
+
+    def __post_init__(self) -> None:
+        if self.by_budget and self.cause is ReasoningEndCause.MODEL:  # told only "by_budget": the budget
+            object.__setattr__(self, "cause", ReasoningEndCause.BUDGET)
 
 
 @dataclass(frozen=True)
@@ -376,6 +394,9 @@ class ModelInfo:
     kernels: str = ""
     #: What a person should know about this load (weights spilled to CPU memory, ...).
     notes: tuple[str, ...] = ()
+    #: The generation defaults the model file or folder declares; None where it declares none.
+    default_temperature: float | None = None
+    default_top_p: float | None = None
 
 
 GenerationEvent = ReasoningDelta | ContentDelta | ToolCallEvent | ReasoningEnded | Usage | Finished | Error

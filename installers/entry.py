@@ -2,7 +2,7 @@
 
 Two things only a frozen app needs, in this order:
 1. A windowed build (Windows) starts with `sys.stdout` and `sys.stderr` set to None; anything that
-   prints would raise. They go to a log file in the user's data folder instead.
+   prints would raise. They go to the app's log file (app/paths.py) instead.
 2. `multiprocessing.freeze_support()`: the engine's worker process is this same executable started
    again (spawn); in that child this call runs the worker and never returns.
 The optional runtimes installed on demand go on `sys.path` in `app.cli.main`, for both kinds of install.

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from app.failures import describe
 from app.paths import data_dir
 from engine.errors import EngineError
 from engine.services.hub.hardware import gb
@@ -113,9 +114,8 @@ def run_download(args: argparse.Namespace) -> int:
     except EngineError as exc:
         print(f"Error: {exc.message} {exc.action}".strip(), file=sys.stderr)
         return 1
-    except Exception as exc:  # the Hub did not answer (offline, proxy, DNS)
-        print(f"Error: could not read {args.variant} from {downloader.endpoint}: {type(exc).__name__}: {exc}.\n"
-              "Check the connection (or HF_ENDPOINT) and try again.", file=sys.stderr)
+    except Exception as exc:  # by type: the Hub did not answer (offline, proxy, DNS), or a bug (logged)
+        print(f"Error: {describe(exc, f'read {args.variant} from {downloader.endpoint}')}", file=sys.stderr)
         return 1
     bar = ProgressBar(sys.stderr, variant.label)
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -135,11 +135,10 @@ def run_download(args: argparse.Namespace) -> int:
         bar.finish()
         print(f"Error: {exc.message} {exc.action}".strip(), file=sys.stderr)
         return 1
-    except Exception as exc:  # the network or the Hub failed in a way we have no words for yet: no traceback
+    except Exception as exc:  # by type: the network or the Hub, or a bug of ours (logged): no traceback
         bar.finish()
-        print(f"Error: the download stopped: {type(exc).__name__}: {exc}.\n"
-              "Check the connection (or HF_ENDPOINT) and run the same command again: fetched bytes are kept.",
-              file=sys.stderr)
+        failure = describe(exc, "go on downloading", "run the same command again: fetched bytes are kept")
+        print(f"Error: {failure}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)

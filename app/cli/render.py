@@ -82,7 +82,7 @@ class TerminalPrinter:
             self.err.write(self._dim(event.text))
             self.err.flush()
         elif isinstance(event, ReasoningEnded):
-            why = " (budget reached)" if event.by_budget else ""
+            why = {"budget": " (budget reached)", "answer_room": " (room kept for the answer)"}.get(event.cause, "")
             self.err.write(self._dim(f"\n[thought for {event.reasoning_tokens} tokens{why}]\n\n"))
             self.err.flush()
         elif isinstance(event, ContentDelta):

@@ -17,6 +17,18 @@ from engine.client import EngineClient
 REMOTE_DEFAULT_MAX_TOKENS = 8192
 
 
+def served_names(model: ModelInfo) -> list[str]:
+    """A remote model is named by the server's name for it; a local one by its file or folder."""
+    own = model.name if model.backend == "remote" else Path(model.path).stem
+    return list(dict.fromkeys([own, "nemotron-desk"]))
+
+
+def served_context(model: ModelInfo) -> int:
+    """A remote model's context may be unknown (0), and the API's default answer length is the
+    context, so a fallback stands in."""
+    return model.n_ctx or REMOTE_DEFAULT_MAX_TOKENS
+
+
 class ApiServer:
     """uvicorn in a thread, serving one loaded model on 127.0.0.1."""
 
@@ -28,17 +40,20 @@ class ApiServer:
 
         self.port = port
         self.url = f"http://127.0.0.1:{port}/v1"
-        # A remote model is named by the server's name for it; its context may be unknown (0), and
-        # the API's default answer length is the context, so a fallback stands in.
-        own = model.name if model.backend == "remote" else Path(model.path).stem
-        names = list(dict.fromkeys([own, "nemotron-desk"]))
-        app = create_app(EngineRunner(client), names, model.n_ctx or REMOTE_DEFAULT_MAX_TOKENS)
+        self.model = model
+        self._app = create_app(EngineRunner(client), served_names(model), served_context(model))
         self._server = uvicorn.Server(uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning",
+            self._app, host="127.0.0.1", port=port, log_level="warning",
             # Stopping the switch during a streamed answer: give it the same grace as `serve`, then
             # close, so stop() never outlives its join.
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S))
         self._thread = threading.Thread(target=self._serve, name="api-server", daemon=True)
+
+    def follow(self, model: ModelInfo) -> None:
+        """Another model was loaded into the shared engine: serve it under its name and context."""
+        self.model = model
+        served = self._app.state.served
+        served.names, served.n_ctx = served_names(model), served_context(model)
 
     def _serve(self) -> None:
         with contextlib.suppress(SystemExit):  # uvicorn exits so when it cannot listen; start() says it

@@ -6,6 +6,7 @@ import signal
 import sys
 
 from app.gui.bridge import EngineBridge
+from app.gui.crash import install_crash_handler
 from app.gui.main_window import MainWindow
 from app.gui.qt import QApplication, QIcon, QTimer
 from app.gui.single_instance import InstanceServer, ask_first_instance, server_name
@@ -25,7 +26,9 @@ def run_gui(model: str | None = None, argv: list[str] | None = None) -> int:
     icon = app_icon_path()
     if icon is not None:
         QApplication.setWindowIcon(QIcon(str(icon)))
+    crashes = install_crash_handler()  # from here on, an uncaught exception is logged and shown briefly
     window = open_window(model)
+    crashes.window = window
     if window is None:
         print("Nemotron Desk is already open for this data folder: its window was brought forward.",
               file=sys.stderr)

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from app.gui.qt import QScrollArea, QTimer, QVBoxLayout, QWidget
+from app.gui.qt import QLabel, QScrollArea, Qt, QTimer, QVBoxLayout, QWidget
+from engine.api import ModelInfo
+
+EMPTY_HINT = ("Ask anything: type below and press Enter (Shift+Enter for a new line).\n"
+              "With Think on, the model reasons first; the budget limits how long.")
+DEMO_HINT = ("This is the small demo model: fine for a try, not for facts, and it cannot reason.\n"
+             "Model ▸ Download a model… gets Nemotron. Type below and press Enter.")
+
+
+def empty_hint(info: ModelInfo | None) -> str:
+    """What an empty chat says, for the loaded model."""
+    return DEMO_HINT if info is not None and info.is_demo else EMPTY_HINT
 
 
 class ChatView(QScrollArea):
@@ -21,7 +32,13 @@ class ChatView(QScrollArea):
         self._to_bottom.setInterval(0)
         self._to_bottom.timeout.connect(self._scroll_to_bottom)
         bar.rangeChanged.connect(lambda lo, hi: self._to_bottom.start() if self._follow else None)
+        self._hint_text = EMPTY_HINT
         self.clear()
+
+    def set_hint(self, text: str) -> None:
+        """The short text an empty chat shows (it goes with the first message)."""
+        self._hint_text = text
+        self.hint.setText(text)
 
     def _on_value(self, value: int) -> None:
         if not self._following:
@@ -40,9 +57,15 @@ class ChatView(QScrollArea):
     def clear(self) -> None:
         column = QWidget(self)
         self._layout = QVBoxLayout(column)
+        self.hint = QLabel(self._hint_text, column)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: palette(placeholder-text); padding: 24px;")
+        self._layout.addWidget(self.hint)
         self._layout.addStretch(1)
         self.setWidget(column)  # the old column and its messages are deleted with it
         self._follow = True
 
     def add(self, widget: QWidget) -> None:
+        self.hint.hide()
         self._layout.insertWidget(self._layout.count() - 1, widget)

@@ -1,5 +1,9 @@
 """The composer: message input, reasoning toggle, budget slider, send and stop.
 
+The limits follow the loaded model (`follow_model`): max tokens is its context, and the budget
+slider's steps stop below the context less the room the engine keeps for the answer, so no two
+positions behave alike. A model that cannot reason gets Think off and greyed, with the reason.
+
 Signals:
     sendRequested(str)       the person sent a message (Enter, or the Send button)
     stopRequested()          Stop (the button or Esc)
@@ -10,6 +14,8 @@ Signals:
 from __future__ import annotations
 
 from app.gui.qt import (
+    QAccessible,
+    QAccessibleValueChangeEvent,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -20,20 +26,50 @@ from app.gui.qt import (
     QPushButton,
     QSlider,
     Qt,
+    QTimer,
     QVBoxLayout,
     QWidget,
     Signal,
 )
+from engine.api import ModelInfo
+
+Preset = tuple[str, float | None, float | None]
 
 #: Sampling presets from the model card: (name, temperature, top_p); None = the custom values.
-PRESETS: tuple[tuple[str, float | None, float | None], ...] = (
+PRESETS: tuple[Preset, ...] = (
     ("Reasoning (temperature 1.0, top-p 1.0)", 1.0, 1.0),
     ("Tool calling (temperature 0.6, top-p 0.95)", 0.6, 0.95),
     ("Custom", None, None),
 )
+#: For a model that cannot reason and declares no defaults (the demo): temperature 1.0 makes a
+#: small model ramble, so a low one (SmolLM2's own card uses 0.2 and top-p 0.9).
+PLAIN_MODEL_SAMPLING = (0.2, 0.9)
 
-#: Slider positions: no limit, then 64 to 32768 tokens on half-octave (log) steps.
-BUDGET_STEPS: tuple[int | None, ...] = (None, *(round(64 * 2 ** (k / 2)) for k in range(19)))
+#: The context before a model is loaded, and of a server that does not say its own.
+DEFAULT_CONTEXT = 8192
+#: The engine's answer reserve at most (engine/generate/text/budget.py): a budget that leaves less
+#: than this of the context behaves like no limit.
+ANSWER_ROOM = 512
+NO_THINKING_TIP = "{name} cannot reason (its chat template has no thinking switch): it answers directly."
+
+
+def budget_steps(context: int) -> tuple[int | None, ...]:
+    """Slider positions: no limit, then 64 tokens and up on half-octave (log) steps, below what the
+    context leaves once the answer's room is kept."""
+    ceiling = context - min(ANSWER_ROOM, context // 4)
+    steps = []
+    k = 0
+    while (tokens := round(64 * 2 ** (k / 2))) < ceiling:
+        steps.append(tokens)
+        k += 1
+    return (None, *steps)
+
+
+#: The steps for the default context (before a model is loaded).
+BUDGET_STEPS: tuple[int | None, ...] = budget_steps(DEFAULT_CONTEXT)
+
+
+THINK_TIP = "Let the model reason before it answers"
 
 
 class MessageInput(QPlainTextEdit):
@@ -63,26 +99,40 @@ class Composer(QWidget):
         self.input.setFixedHeight(80)
         self.think = QCheckBox("Think", self)
         self.think.setChecked(True)
-        self.think.setToolTip("Let the model reason before it answers")
+        self.think.setToolTip(THINK_TIP)
+        self.thinking_available = True
+        self._think_wanted = True  # the person's choice, kept while a model that cannot reason is loaded
+        self.context = DEFAULT_CONTEXT
+        self.cap_tokens: int | None = None  # a lower limit than the context, where one is set
+        self.steps = BUDGET_STEPS
         self.budget = QSlider(Qt.Orientation.Horizontal, self)
-        self.budget.setRange(0, len(BUDGET_STEPS) - 1)
+        self.budget.setRange(0, len(self.steps) - 1)
         self.budget.setAccessibleName("Reasoning budget")
         self.budget.setMaximumWidth(220)
+        self.budget_caption = QLabel("&Budget:", self)
+        self.budget_caption.setBuddy(self.budget)
         self.budget_label = QLabel(self)
         self.preset = QComboBox(self)
         self.preset.setAccessibleName("Sampling preset")
-        for name, _, _ in PRESETS:
+        self.presets: list[Preset] = list(PRESETS)
+        for name, _, _ in self.presets:
             self.preset.addItem(name)
         self.temperature = QDoubleSpinBox(self)
         self.temperature.setRange(0.0, 2.0)
         self.temperature.setSingleStep(0.1)
         self.temperature.setValue(1.0)
-        self.temperature.setPrefix("temp ")
+        self.temperature.setAccessibleName("Temperature")
+        self.temperature.setToolTip("Temperature: higher is more varied, lower more focused")
+        self.temperature_label = QLabel("&Temperature", self)
+        self.temperature_label.setBuddy(self.temperature)
         self.top_p = QDoubleSpinBox(self)
         self.top_p.setRange(0.05, 1.0)
         self.top_p.setSingleStep(0.05)
         self.top_p.setValue(1.0)
-        self.top_p.setPrefix("top-p ")
+        self.top_p.setAccessibleName("Top-p")
+        self.top_p.setToolTip("Top-p: sample only from the most likely tokens that add up to this share")
+        self.top_p_label = QLabel("Top-&p", self)
+        self.top_p_label.setBuddy(self.top_p)
         self.editing = QLabel("Editing an earlier message: sending it starts a new branch.", self)
         self.cancel_edit = QPushButton("Cancel edit", self)
         self.regenerate = QPushButton("Regenerate", self)
@@ -92,8 +142,9 @@ class Composer(QWidget):
         self.stop.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         self.stop.setToolTip("Stop the answer (Esc)")
         row = QHBoxLayout()
-        controls: tuple[QWidget, ...] = (self.think, QLabel("Budget:", self), self.budget, self.budget_label,
-                                         self.preset, self.temperature, self.top_p)
+        controls: tuple[QWidget, ...] = (self.think, self.budget_caption, self.budget, self.budget_label,
+                                         self.preset, self.temperature_label, self.temperature,
+                                         self.top_p_label, self.top_p)
         for control in controls:
             row.addWidget(control)
         row.addStretch(1)
@@ -111,7 +162,7 @@ class Composer(QWidget):
         self.send.clicked.connect(self._send)
         self.stop.clicked.connect(self.stopRequested)
         self.budget.valueChanged.connect(self._show_budget)
-        self.think.toggled.connect(self.budget.setEnabled)
+        self.think.toggled.connect(self._on_think)
         self.regenerate.clicked.connect(self.regenerateRequested)
         self.cancel_edit.clicked.connect(self.cancelEditRequested)
         self.preset.currentIndexChanged.connect(self._show_preset)
@@ -120,9 +171,88 @@ class Composer(QWidget):
         self.show_editing(False)
         self.set_busy(False)
 
+    # -- the loaded model ------------------------------------------------------------------------
+
+    def follow_model(self, info: ModelInfo) -> None:
+        """A model was loaded: its context sets the limits; whether it can reason sets Think; its own
+        sampling defaults (or, for a small plain model, a low temperature) become the first preset."""
+        self.set_context(info.n_ctx or DEFAULT_CONTEXT)
+        self.set_thinking_available(info.has_thinking, NO_THINKING_TIP.format(name=info.name))
+        self._model_preset(info)
+
+    @property
+    def max_tokens(self) -> int:
+        """The answer's limit, reasoning included: the loaded context (or the cap, where lower)."""
+        return min(self.context, self.cap_tokens) if self.cap_tokens else self.context
+
+    def set_context(self, context: int) -> None:
+        tokens = self.budget_tokens
+        self.context = context
+        self.steps = budget_steps(context)
+        self.budget.blockSignals(True)  # one valueChanged below, for the step nearest the old one
+        self.budget.setRange(0, len(self.steps) - 1)
+        self.budget.blockSignals(False)
+        self.set_budget(tokens)
+        self._show_budget()
+
+    def set_thinking_available(self, available: bool, why: str = "") -> None:
+        """Think off and greyed (with `why` as its tooltip) for a model that cannot reason; the
+        person's choice comes back with a model that can."""
+        self.thinking_available = available
+        self.think.setEnabled(available)
+        self.think.setToolTip(THINK_TIP if available else why)
+        self.think.blockSignals(True)  # what the conversation stores stays the person's choice
+        self.think.setChecked(self._think_wanted and available)
+        self.think.blockSignals(False)
+        self._enable_budget()
+
+    def _on_think(self, checked: bool) -> None:
+        self._think_wanted = checked
+        if checked and not self.thinking_available:
+            # A stored conversation asked for thinking: it keeps asking (its settings are saved from
+            # this signal), the box shows what this model does, once the signal is through.
+            QTimer.singleShot(0, lambda: self.set_thinking_available(self.thinking_available))
+        self._enable_budget()
+
+    def _enable_budget(self) -> None:
+        on = self.think.isChecked() and self.thinking_available
+        self.budget.setEnabled(on)
+        self.budget_label.setEnabled(on)
+
+    def _model_preset(self, info: ModelInfo) -> None:
+        custom = self.presets[self.preset.currentIndex()]
+        if self.presets[0] not in PRESETS:  # the last model's own entry
+            self.presets.pop(0)
+            self.preset.removeItem(0)
+        own = self._own_sampling(info)
+        if own is not None:
+            temperature, top_p = own
+            self.presets.insert(0, (f"This model (temperature {temperature:g}, top-p {top_p:g})", temperature, top_p))
+            self.preset.insertItem(0, self.presets[0][0])
+            self.preset.setCurrentIndex(0)
+        elif custom not in self.presets:
+            self.preset.setCurrentIndex(0)
+        self._show_preset()
+
+    @staticmethod
+    def _own_sampling(info: ModelInfo) -> tuple[float, float] | None:
+        """None for Nemotron (the model card's presets); else what the model declares, or a low
+        temperature for a plain model that declares nothing."""
+        if info.architecture.startswith("nemotron") or info.backend == "remote":
+            return None
+        if info.default_temperature is not None:
+            return info.default_temperature, info.default_top_p if info.default_top_p is not None else 1.0
+        return None if info.has_thinking else PLAIN_MODEL_SAMPLING
+
+    # -- the request -----------------------------------------------------------------------------
+
+    @property
+    def thinking(self) -> bool:
+        return self.think.isChecked() and self.thinking_available
+
     def sampling(self) -> tuple[float, float]:
         """(temperature, top_p) of the chosen preset."""
-        _, temperature, top_p = PRESETS[self.preset.currentIndex()]
+        _, temperature, top_p = self.presets[self.preset.currentIndex()]
         if temperature is None or top_p is None:
             return self.temperature.value(), self.top_p.value()
         return temperature, top_p
@@ -132,20 +262,20 @@ class Composer(QWidget):
         self.cancel_edit.setVisible(editing)
 
     def _show_preset(self) -> None:
-        custom = PRESETS[self.preset.currentIndex()][1] is None
-        self.temperature.setVisible(custom)
-        self.top_p.setVisible(custom)
+        custom = self.presets[self.preset.currentIndex()][1] is None
+        for widget in (self.temperature_label, self.temperature, self.top_p_label, self.top_p):
+            widget.setVisible(custom)
 
     @property
     def budget_tokens(self) -> int | None:
-        return BUDGET_STEPS[self.budget.value()]
+        return self.steps[min(self.budget.value(), len(self.steps) - 1)]
 
     def set_budget(self, tokens: int | None) -> None:
         """Move the slider to the step nearest `tokens`."""
-        if tokens is None:
+        if tokens is None or len(self.steps) == 1:
             self.budget.setValue(0)
             return
-        nearest = min(range(1, len(BUDGET_STEPS)), key=lambda i: abs((BUDGET_STEPS[i] or 0) - tokens))
+        nearest = min(range(1, len(self.steps)), key=lambda i: abs((self.steps[i] or 0) - tokens))
         self.budget.setValue(nearest)
 
     def set_busy(self, busy: bool) -> None:
@@ -154,8 +284,20 @@ class Composer(QWidget):
         self.stop.setEnabled(busy)
 
     def _show_budget(self) -> None:
+        """The budget in tokens on the label, in the tooltip and for a screen reader (whose value
+        would otherwise be the slider's position)."""
         tokens = self.budget_tokens
-        self.budget_label.setText("no limit" if tokens is None else f"{tokens} tokens")
+        text = "no limit" if tokens is None else f"{tokens} tokens"
+        self.budget_label.setText(text)
+        largest = self.steps[-1]
+        span = f"64 to {largest} tokens, or no limit" if largest is not None else "no limit"
+        tip = (f"Reasoning budget: {text} ({span}). The context holds {self.context} tokens; an answer, "
+               f"reasoning included, may use up to {self.max_tokens}.")
+        self.budget.setToolTip(tip)
+        self.budget.setAccessibleDescription(tip)
+        self.budget.setAccessibleName(f"Reasoning budget: {text}")
+        if QAccessible.isActive():
+            QAccessible.updateAccessibility(QAccessibleValueChangeEvent(self.budget, text))
 
     def _send(self) -> None:
         text = self.input.toPlainText().strip()

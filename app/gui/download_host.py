@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from app.gui.qt import QAction, QLabel, QMenu, QObject, QSettings, QWidget
+from app.gui.qt import QAction, QLabel, QMenu, QObject, QSettings, Qt, QWidget
+from app.gui.recent_models import remember_model
 from app.paths import data_dir
 from engine.errors import EngineError
 from engine.services.hub.hardware import gb
 
 if TYPE_CHECKING:  # huggingface_hub and httpx load when a download or the library is opened, not at start
+    from app.gui.bridge import EngineBridge
     from app.gui.download_wizard import DownloadWizard
     from app.gui.downloads import DownloadJob
     from app.gui.model_library import ModelLibraryDialog
@@ -26,9 +28,12 @@ FIRST_RUN_KEY = "downloads/offered"
 
 
 class Downloads(QObject):
-    def __init__(self, window: QWidget, label: QLabel, load_model: Callable[[str | None], None]) -> None:
+    def __init__(self, window: QWidget, label: QLabel, load_model: Callable[[str | None], None],
+                 bridge: EngineBridge) -> None:
         super().__init__(window)
         self.window = window
+        self.bridge = bridge
+        bridge.loaded.connect(remember_model)  # the library lists what was used
         self.label = label
         self.load_model = load_model
         self.download_job: DownloadJob | None = None
@@ -68,6 +73,9 @@ class Downloads(QObject):
         from app.gui.model_library import ModelLibraryDialog
 
         dialog = ModelLibraryDialog(self.library(), self, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # and its connections with it
+        self.bridge.loaded.connect(dialog.model_loaded)
+        self.bridge.failed.connect(dialog.load_failed)
         dialog.show()
         return dialog
 

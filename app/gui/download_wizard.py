@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 import engine.services.secrets as engine_secrets
+from app.failures import describe
 from app.gui.downloads import DownloadJob
 from app.gui.handoff import Handoff
 from app.gui.qt import (
@@ -216,9 +217,8 @@ class VariantPage(QWizardPage):
         self.completeChanged.emit()
         if isinstance(result, EngineError):
             self.problem.setText(f"{result.message} {result.action}")
-        elif isinstance(result, Exception):  # offline, a proxy page, DNS
-            self.problem.setText(f"Could not read the file list from the Hub ({type(result).__name__}: {result}). "
-                                 "Check the connection and press Next again.")
+        elif isinstance(result, Exception):  # offline, a proxy page, DNS; or a bug of ours, which is logged
+            self.problem.setText(str(describe(result, "read the file list from the Hub", "press Next again")))
         else:
             self.w.variant, self.w.auth_error = result
             if self.current_row() == row and self.w.currentPage() is self:
@@ -286,8 +286,8 @@ class TokenPage(QWizardPage):
         self.completeChanged.emit()
         if isinstance(result, AuthRequired):
             self.problem.setText(f"{result.message} {result.action}")
-        elif isinstance(result, Exception):
-            self.problem.setText(f"Could not check the token ({type(result).__name__}). Check the connection.")
+        elif isinstance(result, Exception):  # by type: the network, or a bug of ours (logged)
+            self.problem.setText(str(describe(result, "check the token with the Hub", "press Next again")))
         else:
             self.problem.setText("")
             if self.w.currentPage() is self:

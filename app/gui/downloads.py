@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 
+from app.failures import describe
 from app.gui.handoff import Handoff
 from app.gui.qt import QObject, Signal
 from engine.errors import EngineError
@@ -87,9 +88,9 @@ class DownloadJob(QObject):
             outcome = ("cancelled" if stop.cancelled else "paused", stop.cancelled)
         except EngineError as exc:
             outcome = ("failed", exc)
-        except Exception as exc:  # the Hub or the network failed in a way we have no words for yet
-            outcome = ("failed", EngineError(f"The download stopped: {type(exc).__name__}: {exc}.",
-                                             "Check the connection and press Resume; fetched bytes are kept."))
+        except Exception as exc:  # this thread must report whatever it was: by type (a bug is logged)
+            failure = describe(exc, "go on downloading", "press Resume; fetched bytes are kept")
+            outcome = ("failed", EngineError(failure.message, failure.action))
         with self._lock:
             self._outcome = outcome
         self._handoff.post(self._deliver)

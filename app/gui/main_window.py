@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.controller import ConversationController, Shown, TurnSettings
+from app.gui.announce import Announcer
 from app.gui.api_switch import ApiServer
 from app.gui.branches import MessageTools
 from app.gui.bridge import EngineBridge
-from app.gui.chat_view import ChatView
+from app.gui.chat_view import ChatView, empty_hint
 from app.gui.composer import Composer
 from app.gui.download_host import Downloads
 from app.gui.handoff import Handoff
@@ -49,7 +50,6 @@ class MainWindow(QMainWindow):
         self.bridge = bridge
         self.store = store
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
-        self.max_tokens = 8192
         self.current: AssistantMessage | None = None  # the answer streaming now
         self.model_path: str | None = None  # what was loaded last (None: the demo), for a reload
         self.model_text = ""
@@ -77,10 +77,11 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.api_label)
         self.statusBar().addPermanentWidget(self.undo)
         self.statusBar().addPermanentWidget(self.download_label)
-        self.downloads = Downloads(self, self.download_label, self.load_model)
+        self.downloads = Downloads(self, self.download_label, self.load_model, bridge)
         self.controller = ConversationController(store, bridge, self)
         self._menus()
         self._connect()
+        self.announcer = Announcer(self.bridge.events, self.sidebar.deleted, self.statusBar())
         self._restore_geometry()
         QTimer.singleShot(0, self.renderer.warm_up)  # once the window is up, not before
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_color_scheme)
@@ -399,7 +400,18 @@ class MainWindow(QMainWindow):
         self.status.setToolTip("\n".join(t for t in tip if t))
         if info.notes:  # e.g. weights spilled to CPU memory: say it where it is seen
             self.status.setText(f"{self.model_text} · {info.notes[0]}")
-        self.composer.think.setEnabled(info.has_thinking)
+        self.composer.follow_model(info)  # max tokens, the budget's steps, Think, the sampling preset
+        self.chat.set_hint(empty_hint(info))
+        if self.api is not None:
+            self.api.follow(info)  # the API serves what is loaded now
+
+    @property
+    def max_tokens(self) -> int:
+        return self.composer.max_tokens
+
+    @max_tokens.setter
+    def max_tokens(self, tokens: int) -> None:
+        self.composer.cap_tokens = tokens
 
     def _on_failed(self, error: Error) -> None:
         if self.controller.answer is None:  # a load error; answer errors show in the answer

@@ -26,7 +26,22 @@ from app.gui.qt import (
     QVBoxLayout,
     QWidget,
 )
-from engine.api import ContentDelta, EngineEvent, Error, Finished, FinishReason, ReasoningDelta, ReasoningEnded, Usage
+from engine.api import (
+    ContentDelta,
+    EngineEvent,
+    Error,
+    Finished,
+    FinishReason,
+    ReasoningDelta,
+    ReasoningEndCause,
+    ReasoningEnded,
+    Usage,
+)
+
+#: What the folded header adds for what ended the reasoning (nothing when the model closed it).
+ENDED_BY = {ReasoningEndCause.BUDGET: " · ended by the budget",
+            ReasoningEndCause.ANSWER_ROOM: " · ended to leave room for the answer (the context or max tokens)",
+            "length": " · cut at the length limit", "stopped": " · stopped"}
 
 
 class AutoHeightBrowser(QTextBrowser):
@@ -128,7 +143,8 @@ class ThinkingPane(QWidget):
         self.header.setCheckable(True)
         self.header.setChecked(True)
         self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.header.setAccessibleName("Show or hide the reasoning")
+        # The name is the text ("Thought for 12 s · 843 tokens"); what it does is the description.
+        self.header.setAccessibleDescription("Shows or hides the reasoning")
         self.body = QPlainTextEdit(self)
         self.body.setReadOnly(True)
         self.body.setAccessibleName("Reasoning")
@@ -145,43 +161,51 @@ class ThinkingPane(QWidget):
         self.elapsed = 0.0
         self.tokens = 0
         self.done = False
-        self.by_budget = False
+        self.ended_by = ""  # a ReasoningEndCause, "length" or "stopped"; "" or "model" when the model ended it
         self._clock = QTimer(self)
         self._clock.timeout.connect(self.update_header)
         self._clock.start(250)
         self.update_header()
         self.hide()  # shown with the first reasoning text: absent when reasoning is off
 
-    def append(self, text: str) -> None:
+    @property
+    def by_budget(self) -> bool:
+        return self.ended_by == ReasoningEndCause.BUDGET
+
+    def append(self, text: str, tokens: int = 0) -> None:
+        """More reasoning; `tokens` is the engine's count so far (0: unknown, the count stays)."""
         self.show()
         bar = self.body.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         cursor = self.body.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.insertText(text)
-        self.tokens += 1
+        self.tokens = max(self.tokens, tokens)
         if at_bottom:
             bar.setValue(bar.maximum())
 
-    def end(self, tokens: int, by_budget: bool, elapsed: float | None = None) -> None:
-        self.done, self.tokens, self.by_budget = True, tokens, by_budget
+    def end(self, tokens: int, ended_by: str = "", elapsed: float | None = None) -> None:
+        self.done, self.tokens, self.ended_by = True, tokens, ended_by
         self.elapsed = time.monotonic() - self.started if elapsed is None else elapsed
         self._clock.stop()
         self.update_header()
         if not self.opened_by_person:
             self._set_open(False)
 
-    def settle(self) -> None:
-        """The answer is over: stop the live clock (also when the pane never showed)."""
+    def settle(self, finish: FinishReason | None = None) -> None:
+        """The answer is over: stop the live clock (also when the pane never showed). Reasoning still
+        open here was ended by the length limit or by Stop."""
         if self.isVisible() and not self.done:
-            self.end(self.tokens, False)
+            ended_by = {FinishReason.LENGTH: "length", FinishReason.CANCELLED: "stopped"}.get(finish, "") \
+                if finish is not None else ""
+            self.end(self.tokens, ended_by)
         self._clock.stop()
 
     def update_header(self) -> None:
         seconds = self.elapsed if self.done else time.monotonic() - self.started
         arrow = "▾" if self.header.isChecked() else "▸"
         if self.done:
-            extra = " · ended by the budget" if self.by_budget else ""
+            extra = ENDED_BY.get(self.ended_by, "")
             self.header.setText(f"{arrow} Thought for {seconds:.0f} s · {self.tokens} tokens{extra}")
         else:
             self.header.setText(f"{arrow} Thinking… {seconds:.0f} s · {self.tokens} tokens")
@@ -232,12 +256,12 @@ class AssistantMessage(QWidget):
         for event in events:
             if isinstance(event, ReasoningDelta):
                 self.reasoning += event.text
-                self.thinking.append(event.text)
+                self.thinking.append(event.text, event.reasoning_tokens)
             elif isinstance(event, ReasoningEnded):
-                self.thinking.end(event.reasoning_tokens, event.by_budget)
+                self.thinking.end(event.reasoning_tokens, event.cause)
             elif isinstance(event, ContentDelta):
                 if self.thinking.isVisible() and not self.thinking.done:
-                    self.thinking.end(self.thinking.tokens, False)
+                    self.thinking.end(self.thinking.tokens)
                 self.answer.append(event.text)
                 answer_changed = True
             elif isinstance(event, Usage):
@@ -256,6 +280,7 @@ class AssistantMessage(QWidget):
     def figures(self) -> dict[str, object]:
         """What is saved with the answer, to show it again later."""
         out: dict[str, object] = {"reasoning_tokens": self.thinking.tokens, "by_budget": self.thinking.by_budget,
+                                  "reasoning_ended_by": str(self.thinking.ended_by),
                                   "thinking_s": round(self.thinking.elapsed, 2)}
         if self.usage is not None:
             out |= {"decode_tps": round(self.usage.decode_tokens_per_s, 2),
@@ -267,7 +292,8 @@ class AssistantMessage(QWidget):
         if reasoning:
             self.reasoning = reasoning
             self.thinking.append(reasoning)
-            self.thinking.end(int(str(figures.get("reasoning_tokens", 0))), bool(figures.get("by_budget")),
+            ended_by = str(figures.get("reasoning_ended_by", "budget" if figures.get("by_budget") else ""))
+            self.thinking.end(int(str(figures.get("reasoning_tokens", 0))), ended_by,
                               float(str(figures.get("thinking_s", 0.0))))
         self.answer.append(content)
         self.answer.refresh()
@@ -280,10 +306,12 @@ class AssistantMessage(QWidget):
         self.footer.setText(" · ".join(parts))
 
     def _finished(self) -> None:
-        self.thinking.settle()
+        self.thinking.settle(self.finish)
         if self.error is not None:
             self.footer.setStyleSheet("color: #c0392b;")
-            self.footer.setText(f"{self.error.message} {self.error.action}".strip())
+            # One line of message: whatever reached the error, a traceback never shows under the answer.
+            message = (self.error.message.strip().splitlines() or [""])[0]
+            self.footer.setText(f"{message} {self.error.action}".strip())
             return
         parts = []
         if self.usage is not None:

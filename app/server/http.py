@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,6 +34,15 @@ from app.server.runner import EngineRunner
 from app.server.schema import ChatCompletionRequest, CompletionRequest
 from engine.api import EngineEvent, Error, Finished, GenerationRequest, Usage
 from engine.errors import InvalidRequest
+
+
+@dataclass
+class Served:
+    """The names the server answers to and the context it states: the app's API switch changes them
+    when another model is loaded (`app.state.served`)."""
+
+    names: list[str]
+    n_ctx: int
 
 
 def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key: str | None = None, *,
@@ -56,27 +66,29 @@ def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key
     app.add_middleware(RequestGuard, hosts=HostPolicy.for_bind(bound_host, allowed_hosts), api_key=api_key,
                        max_body_bytes=max_body_bytes)
     app.state.runner = runner
+    served = app.state.served = Served(list(model_names), n_ctx)
     _install_error_handlers(app)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         created = int(time.time())
         return {"object": "list", "data": [
-            {"id": name, "object": "model", "created": created, "owned_by": "nemotron-desk", "max_model_len": n_ctx}
-            for name in model_names]}
+            {"id": name, "object": "model", "created": created, "owned_by": "nemotron-desk",
+             "max_model_len": served.n_ctx}
+            for name in served.names]}
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(body: ChatCompletionRequest, request: Request) -> Any:
-        if (refusal := _check_model(body.model, model_names)) is not None:
+        if (refusal := _check_model(body.model, served.names)) is not None:
             return refusal
-        return await _respond(runner, request, chat_request(body, n_ctx, reasoning_format),
+        return await _respond(runner, request, chat_request(body, served.n_ctx, reasoning_format),
                               ChunkMaker(body.model, chat=True),
                               body.stream, body.stream_options is not None and body.stream_options.include_usage,
                               body.include_reasoning)
 
     @app.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Any:
-        if (refusal := _check_model(body.model, model_names)) is not None:
+        if (refusal := _check_model(body.model, served.names)) is not None:
             return refusal
         return await _respond(runner, request, completion_request(body), ChunkMaker(body.model, chat=False),
                               body.stream, body.stream_options is not None and body.stream_options.include_usage)

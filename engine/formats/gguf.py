@@ -11,6 +11,7 @@ that names the field and says what to do; nothing else leaves this module for a 
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -79,6 +80,9 @@ class GgufMetadata:
     quantization: str
     size_bytes: int
     block_count: int
+    #: The generation defaults the file declares (general.sampling.temp / .top_p), None where it does not.
+    temperature: float | None = None
+    top_p: float | None = None
 
 
 class _Truncated(Exception):
@@ -333,6 +337,8 @@ def _metadata(p: Path, size: int, meta: dict[str, _Value]) -> GgufMetadata:
         quantization=_FILE_TYPES.get(file_type, f"type {file_type}") if file_type is not None else "unknown",
         size_bytes=size,
         block_count=_integer(meta, f"{arch}.block_count") or 0,
+        temperature=_number(meta, "general.sampling.temp"),
+        top_p=_number(meta, "general.sampling.top_p"),
     )
 
 
@@ -352,6 +358,15 @@ def _integer(meta: dict[str, _Value], key: str) -> int | None:
     if entry.type not in _INTEGER_TYPES:
         raise _Damaged(f"'{key}' should be an integer, not {_kind(entry)}")
     return int(entry.value)
+
+
+def _number(meta: dict[str, _Value], key: str) -> float | None:
+    """A numeric value, or None where it is absent or not a finite number (a default, never an error)."""
+    entry = meta.get(key)
+    if entry is None or entry.type not in (*_INTEGER_TYPES, 6, 12):
+        return None
+    value = float(entry.value)
+    return value if math.isfinite(value) else None
 
 
 def _kind(entry: _Value) -> str:

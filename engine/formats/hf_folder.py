@@ -9,6 +9,7 @@ its own message, so a half-downloaded folder is named as such instead of failing
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,24 @@ def layer_kinds(config: dict[str, Any]) -> list[str]:
         names = [str(t) for t in listed] if isinstance(listed, list) else \
             ["attention"] * int(config.get("num_hidden_layers") or 0)
     return [_KIND_NAMES.get(name, name) for name in names]
+
+
+def generation_defaults(path: Path) -> tuple[float | None, float | None]:
+    """(temperature, top_p) from the folder's generation_config.json; None for what it does not declare."""
+    try:
+        config = json.loads((path / "generation_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(config, dict):
+        return None, None
+
+    def number(key: str) -> float | None:
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return None
+        return float(value)
+
+    return number("temperature"), number("top_p")
 
 
 def is_hf_folder(path: Path) -> bool:

@@ -31,7 +31,7 @@ from engine.backends.torch.backend import TorchBackend, load_torch_backend
 from engine.errors import ContextOverflow, EngineError, OutOfMemory
 from engine.formats.demo import DEMO_LABEL, resolve_model
 from engine.formats.gguf import read_gguf_metadata
-from engine.formats.hf_folder import read_hf_folder
+from engine.formats.hf_folder import generation_defaults, read_hf_folder
 from engine.generate.chat_format import ChatFormatter, Prompt
 from engine.generate.loop import CancelFlag, LoopOptions, generate_tokens
 from engine.generate.prefix_cache import PrefixCache
@@ -132,6 +132,7 @@ class EngineSession:
             architecture=meta.architecture, quantization=meta.quantization, size_bytes=meta.size_bytes,
             context_length=meta.context_length, n_ctx=backend.n_ctx, n_gpu_layers=backend.n_gpu_layers,
             is_demo=is_demo, has_thinking=self.formatter.supports_thinking,
+            default_temperature=meta.temperature, default_top_p=meta.top_p,
         )
 
     def _load_torch(self, path: Path, options: TorchLoadOptions) -> Iterator[EngineEvent]:
@@ -149,6 +150,7 @@ class EngineSession:
         self._attach(backend, folder.chat_template)
         assert self.formatter is not None
         placement = backend.placement
+        temperature, top_p = generation_defaults(path)
         dtype = str(backend.dtype).removeprefix("torch.")
         gpu_layers = folder.n_layers if placement.device_type == "cuda" else 0
         self.info = ModelInfo(
@@ -159,6 +161,7 @@ class EngineSession:
             device=f"{'CUDA' if placement.device_type == 'cuda' else 'CPU'} {dtype}",
             kernels=f"{backend.kernels}; experts: {backend.experts}",
             notes=tuple(note for note in (placement.note, backend.decode_note) if note),
+            default_temperature=temperature, default_top_p=top_p,
         )
 
     def _attach(self, backend: Backend, template: str | None) -> None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.api import BUDGET_GRACE_TOKENS
+from engine.api import BUDGET_GRACE_TOKENS, ReasoningEndCause
 
 #: Fed when the reasoning ended at a newline: the template renders `...reasoning\n</think>\n`.
 CLOSE_AT_NEWLINE = "</think>\n\n"
@@ -54,12 +54,13 @@ class BudgetController:
     closing_length: int = 4  # tokens in CLOSE_CUT for this vocabulary; set by the caller
     answer_room: bool = True  # the empty-answer guard
     applied_by_server: bool = False  # a remote server applies this rule; the engine only watches
-    closed_by_budget: bool = False
+    closed_by_budget: bool = False  # the reasoning was closed here (by the budget or the guard)
+    cause: ReasoningEndCause = ReasoningEndCause.MODEL  # which of the two closed it
 
     def close_before_start(self) -> str | None:
         """Budget 0: the reasoning is closed before the model writes anything."""
         if self.budget == 0:
-            self.closed_by_budget = True
+            self.closed_by_budget, self.cause = True, ReasoningEndCause.BUDGET
             return CLOSE_AT_NEWLINE
         return None
 
@@ -70,15 +71,17 @@ class BudgetController:
         generate (max_tokens and the context both counted).
         """
         closing = None
+        cause = ReasoningEndCause.BUDGET
         if self.answer_room and 0 <= tokens_left - self.closing_length <= answer_reserve(self.max_tokens):
             closing = CLOSE_AT_NEWLINE if text.endswith("\n") else CLOSE_CUT
+            cause = ReasoningEndCause.ANSWER_ROOM
         elif self.budget is not None and reasoning_tokens >= self.budget:
             if "\n" in text:
                 closing = CLOSE_AT_NEWLINE if text.endswith("\n") else "\n" + CLOSE_AT_NEWLINE
             elif reasoning_tokens >= self.budget + self.grace:
                 closing = CLOSE_CUT
         if closing is not None:
-            self.closed_by_budget = True
+            self.closed_by_budget, self.cause = True, cause
         return closing
 
     def ended_by_rule(self, reasoning_tokens: int, generated: int) -> bool:
@@ -89,9 +92,13 @@ class BudgetController:
         if not self.applied_by_server:
             return False
         if self.budget is not None and reasoning_tokens >= self.budget:
+            self.cause = ReasoningEndCause.BUDGET
             return True
         guard_at = self.max_tokens - self.closing_length - answer_reserve(self.max_tokens)
-        return self.answer_room and generated >= guard_at
+        if self.answer_room and generated >= guard_at:
+            self.cause = ReasoningEndCause.ANSWER_ROOM
+            return True
+        return False
 
     def tokens_before_decision(self, reasoning_tokens: int, tokens_left: int) -> int:
         """How many tokens the reasoning may still run before the rule can act (at least 1): up to

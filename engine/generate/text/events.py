@@ -30,7 +30,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.api import ContentDelta, FinishReason, GenerationEvent, ReasoningDelta, ReasoningEnded
+from engine.api import (
+    ContentDelta,
+    FinishReason,
+    GenerationEvent,
+    ReasoningDelta,
+    ReasoningEndCause,
+    ReasoningEnded,
+)
 from engine.generate.text.budget import BudgetController
 from engine.generate.text.reasoning import Phase, ReasoningSplitter
 from engine.generate.text.stops import StopMatcher
@@ -165,11 +172,14 @@ class EventBuilder:
         for delta in deltas:
             if isinstance(delta, ContentDelta):
                 self._emit_answer(delta.text, out)
-            else:
-                out.append(delta)
+            else:  # with the engine's count so far, so front ends show tokens, not pieces
+                out.append(ReasoningDelta(delta.text, self.reasoning_tokens))
         if self.in_reasoning:
             self._was_reasoning = True  # also for a model that opened <think> itself
         elif self._was_reasoning:
             self._was_reasoning = False
             by_budget = inserted or self.budget.ended_by_rule(self.reasoning_tokens, self.generated)
-            out.append(ReasoningEnded(by_budget=by_budget, reasoning_tokens=self.reasoning_tokens))
+            cause = self.budget.cause if by_budget else ReasoningEndCause.MODEL
+            if by_budget and cause is ReasoningEndCause.MODEL:
+                cause = ReasoningEndCause.BUDGET  # closed by an inserted closing the rule did not choose
+            out.append(ReasoningEnded(by_budget=by_budget, reasoning_tokens=self.reasoning_tokens, cause=cause))

@@ -1,7 +1,8 @@
 """What the machine has for a model: NVIDIA GPUs (name, free/total memory), RAM, free disk.
 
 GPUs are read through NVML (the nvidia-ml-py package); a machine without an NVIDIA driver simply has
-no GPUs here. RAM comes from /proc/meminfo on Linux, sysconf elsewhere.
+no GPUs here. Any other failure to read them is not "no GPU": the GPUs are unknown, and why is said.
+RAM comes from /proc/meminfo on Linux, sysconf elsewhere.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Hardware:
     ram_available_bytes: int
     disk_free_bytes: int
     disk_path: Path
+    gpu_problem: str = ""  # why the GPUs could not be read ("" when they could, or there are none)
 
     @property
     def gpu_free_bytes(self) -> int:
@@ -37,6 +39,8 @@ class Hardware:
 
     def summary(self) -> str:
         gpus = "; ".join(f"{g.name}: {gb(g.free_bytes)} free of {gb(g.total_bytes)}" for g in self.gpus)
+        if self.gpu_problem:
+            gpus = f"unknown: {self.gpu_problem} (the estimates below count no GPU)"
         return "\n".join([
             f"GPU: {gpus or 'no NVIDIA GPU found (models run on the CPU)'}",
             f"RAM: {gb(self.ram_available_bytes)} available of {gb(self.ram_total_bytes)}",
@@ -51,17 +55,30 @@ def gb(n: int | float) -> str:
     return f"{n / 1000**3:.1f} GB"
 
 
+#: NVML's words for "this machine has no NVIDIA driver or GPU": no GPU, not a failure.
+NO_NVIDIA = ("NVMLError_LibraryNotFound", "NVMLError_DriverNotLoaded", "NVMLError_NoDevice")
+
+
 def gpus() -> tuple[Gpu, ...]:
-    """NVIDIA GPUs through NVML; none when the package, the driver or a GPU is missing."""
+    """NVIDIA GPUs through NVML; none when the driver or a GPU is missing, or they cannot be read."""
+    return probe_gpus()[0]
+
+
+def probe_gpus() -> tuple[tuple[Gpu, ...], str]:
+    """(GPUs, problem): the problem says why the GPUs could not be read; "" when they could, and when
+    the machine has no NVIDIA driver or GPU."""
     try:
         import pynvml  # nvidia-ml-py
     except ImportError:
-        return ()
+        return (), "the nvidia-ml-py package that reads them is not installed"
     nvml: Any = pynvml
+    no_nvidia = tuple(kind for name in NO_NVIDIA if isinstance(kind := getattr(nvml, name, None), type))
     try:
         nvml.nvmlInit()
-    except Exception:  # NVMLError_LibraryNotFound / DriverNotLoaded: a machine without NVIDIA
-        return ()
+    except Exception as exc:  # NVML's errors are many classes, made at import; sorted by kind here
+        if no_nvidia and isinstance(exc, no_nvidia):
+            return (), ""
+        return (), f"the NVIDIA driver could not be asked ({_reason(exc)})"
     try:
         found = []
         for i in range(nvml.nvmlDeviceGetCount()):
@@ -69,12 +86,17 @@ def gpus() -> tuple[Gpu, ...]:
             name = nvml.nvmlDeviceGetName(handle)
             mem = nvml.nvmlDeviceGetMemoryInfo(handle)
             found.append(Gpu(name.decode() if isinstance(name, bytes) else str(name), int(mem.total), int(mem.free)))
-        return tuple(found)
-    except Exception:
-        return ()
+        return tuple(found), ""
+    except Exception as exc:  # a GPU fell off the bus, no permission, a driver/library mismatch, ...
+        return (), f"reading the GPUs failed ({_reason(exc)})"
     finally:
         with contextlib.suppress(Exception):
             nvml.nvmlShutdown()
+
+
+def _reason(exc: BaseException) -> str:
+    detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+    return f"{type(exc).__name__}{': ' + detail if detail else ''}"
 
 
 def ram() -> tuple[int, int]:
@@ -126,4 +148,5 @@ def disk_free(path: Path) -> int:
 
 def detect(models_dir: Path) -> Hardware:
     total, available = ram()
-    return Hardware(gpus(), total, available, disk_free(models_dir), models_dir)
+    found, problem = probe_gpus()
+    return Hardware(found, total, available, disk_free(models_dir), models_dir, problem)

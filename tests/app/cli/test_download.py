@@ -156,3 +156,15 @@ def test_downloaded_bf16_folder_chats_on_the_torch_backend(hub: FakeHub, tmp_pat
     info = next(e for e in events if e["event"] == "ModelInfo")
     assert info["backend"] == "torch" and info["architecture"] == "nemotron_h"
     assert any(e["event"] == "ReasoningEnded" and e["by_budget"] for e in events)
+
+
+def test_an_unreachable_hub_is_a_connection_problem_not_a_bug(hub: FakeHub, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on: refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = run(hub, tmp_path, "download", "Q4_K_M", "--endpoint", f"http://127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert "Check the connection" in result.stderr and "went wrong inside" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

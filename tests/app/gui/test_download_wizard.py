@@ -211,3 +211,17 @@ def test_a_hostile_hub_is_refused_in_the_wizard_and_nothing_is_written_outside_t
         evil.stop()
         win.close()
     assert root.changes(before) == []
+
+
+def test_the_hub_gone_on_next_is_a_connection_problem(qtbot, fresh: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    wizard = to_variants(qtbot, fresh)
+    with socket.socket() as closed:  # the connection drops after the list was read: refused at once
+        closed.bind(("127.0.0.1", 0))
+        wizard.endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    page = wizard.currentPage()
+    assert isinstance(page, VariantPage)
+    choose(wizard, "unsloth:Q4_K_M")
+    assert wizard.currentId() == VARIANT
+    assert "Check the connection" in page.problem.text() and "inside Nemotron Desk" not in page.problem.text()

@@ -90,3 +90,19 @@ def test_inline_reasoning_parses_tool_calls_in_the_answer_only(nemotron_session:
     assert content == f"Maybe {block} later.\n</think>\n\nCalling now.\n"  # the reasoning as written
     assert [(e.call.name, e.call.arguments) for e in out if isinstance(e, ToolCallEvent)] == [("f", {"x": 1})]
     assert run.final_reason(FinishReason.STOP) is FinishReason.TOOL_CALLS
+
+
+def test_reasoning_events_count_tokens_and_say_what_ended_the_reasoning(nemotron_session: EngineSession) -> None:
+    from engine.api import ReasoningEndCause
+
+    guarded = collect(nemotron_session.generate(GenerationRequest(
+        QUESTION, sampling=SamplingParams(temperature=0.0, max_tokens=40))))  # no budget: the guard ends it
+    assert [e.cause for e in guarded.ended] == [ReasoningEndCause.ANSWER_ROOM]
+    assert not any(e.cause is ReasoningEndCause.BUDGET for e in guarded.ended)
+    deltas = [e for e in guarded.events if isinstance(e, ReasoningDelta)]
+    counts = [d.reasoning_tokens for d in deltas]
+    assert counts == sorted(counts) and counts[-1] <= guarded.usage.reasoning_tokens  # tokens, not pieces
+    assert counts[-1] >= guarded.ended[0].reasoning_tokens - 8  # the closing's tokens may follow the last piece
+    budgeted = collect(nemotron_session.generate(GenerationRequest(
+        QUESTION, reasoning_budget=4, sampling=SamplingParams(temperature=0.0, max_tokens=2000))))
+    assert [e.cause for e in budgeted.ended] == [ReasoningEndCause.BUDGET]

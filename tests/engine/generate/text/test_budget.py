@@ -83,3 +83,17 @@ def test_ended_by_the_rule_not_by_the_model_past_the_budget() -> None:
     assert local.ended_by_rule(10)
     server = BudgetController(5, max_tokens=PLENTY, applied_by_server=True)  # it cannot say who closed
     assert not server.ended_by_rule(4) and server.ended_by_rule(5)
+
+
+def test_the_cause_says_which_rule_closed_the_reasoning() -> None:
+    from engine.api import ReasoningEndCause
+
+    guard = BudgetController(None, max_tokens=100, closing_length=4)
+    assert guard.after_reasoning_token(61, " w", tokens_left=29) == CLOSE_CUT
+    assert guard.cause is ReasoningEndCause.ANSWER_ROOM  # "no limit": the answer's room, not a budget
+    budget = BudgetController(10, max_tokens=PLENTY)
+    assert budget.after_reasoning_token(12, ".\n", PLENTY) == CLOSE_AT_NEWLINE
+    assert budget.cause is ReasoningEndCause.BUDGET
+    zero = BudgetController(0, max_tokens=PLENTY)
+    zero.close_before_start()
+    assert zero.cause is ReasoningEndCause.BUDGET
