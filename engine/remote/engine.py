@@ -19,7 +19,11 @@ ends need no special case:
   bundled with the engine.
 
 Token counts are the server's where it reports them; reasoning tokens are counted as streamed pieces
-(one token each on every server we know), which is what the budget is measured in.
+(one token each on every server we know), which is what the budget is measured in; a request that
+ended for length counts its max_tokens. Known gap: with no tokenizer here, the closing the engine
+writes itself counts 0 tokens (locally its 3-5 tokens count inside max_tokens), so an answer after
+it may run those few tokens longer than it would locally; the answer-room guard allows for the
+closing by its length in characters.
 """
 
 from __future__ import annotations
