@@ -19,7 +19,11 @@ ends need no special case:
   bundled with the engine.
 
 Token counts are the server's where it reports them; reasoning tokens are counted as streamed pieces
-(one token each on every server we know), which is what the budget is measured in.
+(one token each on every server we know), which is what the budget is measured in; a request that
+ended for length counts its max_tokens. Known gap: with no tokenizer here, the closing the engine
+writes itself counts 0 tokens (locally its 3-5 tokens count inside max_tokens), so an answer after
+it may run those few tokens longer than it would locally; the answer-room guard allows for the
+closing by its length in characters.
 """
 
 from __future__ import annotations
@@ -267,7 +271,7 @@ class _Plan:
             path = "completions"
             assert self.prompt is not None
             body["prompt"] = self.prompt + self.stream.builder.written
-        reason = FinishReason.LENGTH
+        reason, said = FinishReason.LENGTH, False
         builder = self.stream.builder
         counted = builder.generated
         chunks = engine.http.stream(path, body, cancel, what=f"model {body['model']!r}")
@@ -282,10 +286,10 @@ class _Plan:
                         return reason, closing
                 choices = chunk.get("choices") or []
                 if choices and choices[0].get("finish_reason"):
-                    reason = _finish_reason(choices[0]["finish_reason"])
+                    reason, said = _finish_reason(choices[0]["finish_reason"]), True
         finally:
             chunks.close()  # leaving early closes the connection: the server stops generating
-        if reason is FinishReason.LENGTH and not cancel.is_set():
+        if said and reason is FinishReason.LENGTH and not cancel.is_set():
             # It generated all max_tokens; some pieces held several tokens, or none (text held back
             # until it is valid UTF-8): count the rest where the text was.
             yield from builder.feed("", max(0, max_tokens - (builder.generated - counted)))

@@ -176,7 +176,9 @@ class RemoteHttp:
                 if response is None:
                     return None  # cancelled while waiting for the answer to start
             except httpx.TransportError as exc:
-                if last or not isinstance(exc, httpx.ConnectError):
+                # Not connected, or a kept-alive connection the server had closed meanwhile ("Server
+                # disconnected without sending a response"): nothing was answered, so ask again.
+                if last or not isinstance(exc, (httpx.ConnectError, httpx.RemoteProtocolError)):
                     raise self._transport_error(exc, path) from exc
                 wait = pause
             else:

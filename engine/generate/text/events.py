@@ -106,12 +106,13 @@ class EventBuilder:
         """Before the first piece: the closing to insert at once (budget 0), or None."""
         return self.budget.close_before_start() if self.in_reasoning else None
 
-    def insert(self, text: str, tokens: int) -> list[GenerationEvent]:
+    def insert(self, text: str, tokens: int, *, by_budget: bool = True) -> list[GenerationEvent]:
         """Text the engine writes into the generation itself (the budget's closing): counted as
-        `tokens` reasoning tokens, and the reasoning it ends was ended by the budget."""
+        `tokens` reasoning tokens; the reasoning it ends was ended by the budget unless told otherwise
+        (a closing the person asked for is not the budget's)."""
         self.reasoning_tokens += tokens
         self._to_judge = None
-        return self._absorb(text, inserted=True)
+        return self._absorb(text, inserted=by_budget)
 
     def finish(self, text: str = "") -> list[GenerationEvent]:
         """End of generation: `text` is what the caller still held (a UTF-8 tail); everything held

@@ -78,11 +78,14 @@ def test_requests_are_sized_to_where_the_rule_can_act() -> None:
 
 def test_ended_by_the_rule_not_by_the_model_past_the_budget() -> None:
     local = BudgetController(5, max_tokens=PLENTY)
-    assert not local.ended_by_rule(9)  # the model closed on its own, past the budget
+    assert not local.ended_by_rule(9, 9)  # the model closed on its own, past the budget
     assert local.after_reasoning_token(10, "x\n", PLENTY) == CLOSE_AT_NEWLINE
-    assert local.ended_by_rule(10)
+    assert local.ended_by_rule(10, 10)
     server = BudgetController(5, max_tokens=PLENTY, applied_by_server=True)  # it cannot say who closed
-    assert not server.ended_by_rule(4) and server.ended_by_rule(5)
+    assert not server.ended_by_rule(4, 4) and server.ended_by_rule(5, 5)
+    guarded = BudgetController(None, max_tokens=100, closing_length=4, applied_by_server=True)
+    assert not guarded.ended_by_rule(70, 70) and guarded.ended_by_rule(71, 71)  # where the guard acts
+
 
 
 def test_the_cause_says_which_rule_closed_the_reasoning() -> None:

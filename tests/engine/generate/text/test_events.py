@@ -111,6 +111,12 @@ CASES: dict[str, tuple[Case, Seen]] = {
     "budget: hard cut after the grace": (
         Case(" the" * 600, "Cut short.", budget=1),  # " the" is one token
         Seen(("the " * 501).strip() + ".", "Cut short.", (True,))),
+    "stop string after the budget, before the newline": (
+        Case("one two three four five HALT six\nseven", "Never.", budget=3, stop=("HALT",)),
+        Seen("one two three four five", "", ())),
+    "past the budget the model closes on its own, before a newline: not the budget's": (
+        Case("one two three four</think>\n\nDone.", "Never.", budget=2),
+        Seen("one two three four", "Done.", (False,))),
     "budget not reached: the model closes on its own": (
         Case("Quick.\n</think>\n\nDone.", "Never.", budget=50),
         Seen("Quick.", "Done.", (False,))),
