@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import (
     Property,
     QAbstractListModel,
+    QCoreApplication,
     QEventLoop,
     QModelIndex,
     QObject,
@@ -25,7 +26,11 @@ from PySide6.QtGui import (
     QIcon,
     QKeySequence,
     QPalette,
+    QStatusTipEvent,
     QTextCursor,
+    QTextDocument,
+    QTextDocumentFragment,
+    QTextOption,
 )
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import (
@@ -73,6 +78,7 @@ __all__ = [
     "QApplication",
     "QCheckBox",
     "QComboBox",
+    "QCoreApplication",
     "QDesktopServices",
     "QDialog",
     "QDialogButtonBox",
@@ -109,10 +115,14 @@ __all__ = [
     "QSizePolicy",
     "QSlider",
     "QSpinBox",
+    "QStatusTipEvent",
     "QTableWidget",
     "QTableWidgetItem",
     "QTextBrowser",
     "QTextCursor",
+    "QTextDocument",
+    "QTextDocumentFragment",
+    "QTextOption",
     "QTimer",
     "QToolButton",
     "QUrl",
