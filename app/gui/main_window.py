@@ -67,7 +67,7 @@ class MainWindow(ConversationMixin, DownloadsMixin, QMainWindow):
         self.undo.hide()
         self.api: ApiServer | None = None
         self.api_label = QLabel("", self)
-        self.statusBar().addPermanentWidget(self.status, 1)
+        self.statusBar().addWidget(self.status, 1)  # not permanent: a passing message ("Copied ...") shows in its place
         self.statusBar().addPermanentWidget(self.api_label)
         self.statusBar().addPermanentWidget(self.undo)
         self._menus()

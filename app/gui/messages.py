@@ -12,14 +12,13 @@ import time
 
 from app.gui.markdown import MarkdownRenderer, MarkdownStream
 from app.gui.qt import (
-    QCoreApplication,
     QDesktopServices,
     QFrame,
     QGuiApplication,
     QLabel,
+    QMainWindow,
     QPlainTextEdit,
     QSizePolicy,
-    QStatusTipEvent,
     Qt,
     QTextBrowser,
     QTextCursor,
@@ -100,7 +99,7 @@ class AnswerView(AutoHeightBrowser):
         self._copied_timer = QTimer(self)
         self._copied_timer.setSingleShot(True)
         self._copied_timer.setInterval(self.COPIED_MS)
-        self._copied_timer.timeout.connect(self._end_copied)
+        self._copied_timer.timeout.connect(self._restore_link)
         self.anchorClicked.connect(self._on_link)
         self.hide()
 
@@ -145,19 +144,16 @@ class AnswerView(AutoHeightBrowser):
         self._restore_link()
         if self._set_link_text(index, "Copied"):
             self._copied = index
-        lines = len(code.splitlines())
-        # QMainWindow shows a status tip in its status bar, wherever in the window it comes from.
-        QCoreApplication.sendEvent(self, QStatusTipEvent(f"Copied {lines} line{'s' * (lines != 1)} of code"))
         self._copied_timer.start()
+        lines = len(code.splitlines())
+        window = self.window()
+        if isinstance(window, QMainWindow):
+            window.statusBar().showMessage(f"Copied {lines} line{'s' * (lines != 1)} of code", 2 * self.COPIED_MS)
 
     def _restore_link(self) -> None:
         if self._copied is not None:
             self._set_link_text(self._copied, "Copy")
             self._copied = None
-
-    def _end_copied(self) -> None:
-        self._restore_link()
-        QCoreApplication.sendEvent(self, QStatusTipEvent(""))
 
     def _set_link_text(self, index: int, text: str) -> bool:
         """Change the text of block `index`'s Copy link, keeping its format; False if it is not shown."""
@@ -169,12 +165,13 @@ class AnswerView(AutoHeightBrowser):
                 piece = pieces.fragment()
                 pieces += 1
                 if piece.isValid() and piece.charFormat().anchorHref() == href:
+                    start, length = piece.position(), piece.length()  # (the fragment is stale after the edit)
                     cursor = QTextCursor(self.document())
-                    cursor.setPosition(piece.position())
-                    cursor.setPosition(piece.position() + piece.length(), QTextCursor.MoveMode.KeepAnchor)
+                    cursor.setPosition(start)
+                    cursor.setPosition(start + length, QTextCursor.MoveMode.KeepAnchor)
                     cursor.insertText(text, piece.charFormat())
-                    if self._tail_start is not None and piece.position() < self._tail_start:  # final part resized
-                        self._tail_start += len(text) - piece.length()
+                    if self._tail_start is not None and start < self._tail_start:  # the final part got longer
+                        self._tail_start += len(text) - length
                     return True
             block = block.next()
         return False
