@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from app.gui.qt import QScrollArea, QTimer, QVBoxLayout, QWidget
+from app.gui.qt import QScrollArea, Qt, QTimer, QVBoxLayout, QWidget
+
+# The widest the column of messages gets: lines of ~100 characters, not 1,100 px of text.
+READING_WIDTH = 860
 
 
 class ChatView(QScrollArea):
-    """The messages of one conversation in a column; follows the newest text while at the bottom."""
+    """The messages of one conversation in a column, at most READING_WIDTH wide and centred;
+    follows the newest text while at the bottom."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         self._follow = True  # the person is at the bottom: keep them there as text arrives
         self._following = False  # our own scroll is under way: its value changes say nothing
         bar = self.verticalScrollBar()
@@ -39,6 +44,7 @@ class ChatView(QScrollArea):
 
     def clear(self) -> None:
         column = QWidget(self)
+        column.setMaximumWidth(READING_WIDTH)
         self._layout = QVBoxLayout(column)
         self._layout.addStretch(1)
         self.setWidget(column)  # the old column and its messages are deleted with it

@@ -60,8 +60,13 @@ class MarkdownRenderer:
 
         self._md.add_render_rule("fence", fence)
         self._md.add_render_rule("code_block", fence)
+        def quote(_renderer, tokens, idx, _options, _env):  # type: ignore[no-untyped-def]
+            return self._quote_tag(tokens[idx])
+
         for rule in ("table_open", "th_open", "td_open"):
             self._md.add_render_rule(rule, table)
+        for rule in ("blockquote_open", "blockquote_close"):
+            self._md.add_render_rule(rule, quote)
 
     def set_dark(self, dark: bool) -> None:
         self.theme = DARK if dark else LIGHT
@@ -128,6 +133,15 @@ class MarkdownRenderer:
         if token.type == "th_open":
             attrs += f' bgcolor="{theme.header_bg}"'
         return f"<{token.tag}{attrs}>"
+
+
+    def _quote_tag(self, token: Token) -> str:
+        """A quote with a bar on its left (Qt draws no block borders: a bar cell of a table): indented
+        alone, it read as part of the list item before it."""
+        if token.type == "blockquote_close":
+            return "</td></tr></table>\n"
+        return (f'<table width="100%" cellspacing="0" cellpadding="0" style="margin:6px 0"><tr>'
+                f'<td width="4" bgcolor="{self.theme.border}"></td><td style="padding-left:10px">')
 
 
 def _line_offset(text: str, line: int) -> int:
