@@ -58,15 +58,12 @@ class MarkdownRenderer:
         def table(_renderer, tokens, idx, _options, _env):  # type: ignore[no-untyped-def]
             return self._table_tag(tokens[idx])
 
-        self._md.add_render_rule("fence", fence)
-        self._md.add_render_rule("code_block", fence)
         def quote(_renderer, tokens, idx, _options, _env):  # type: ignore[no-untyped-def]
             return self._quote_tag(tokens[idx])
 
-        for rule in ("table_open", "th_open", "td_open"):
-            self._md.add_render_rule(rule, table)
-        for rule in ("blockquote_open", "blockquote_close"):
-            self._md.add_render_rule(rule, quote)
+        for rule, render in (("fence", fence), ("code_block", fence), ("table_open", table), ("th_open", table),
+                             ("td_open", table), ("blockquote_open", quote), ("blockquote_close", quote)):
+            self._md.add_render_rule(rule, render)
 
     def set_dark(self, dark: bool) -> None:
         self.theme = DARK if dark else LIGHT
