@@ -5,7 +5,8 @@
 # The architecture is this machine's (dpkg --print-architecture): amd64 here, arm64 on a DGX Spark.
 # The package installs the bundle under /opt/nemotron-desk, `nemotron-desk` in /usr/bin, a menu entry,
 # icons and AppStream metainfo. Its Depends line comes from dpkg-shlibdeps: the system libraries the
-# bundle's own libraries link against (libc, OpenGL/EGL, fontconfig, xcb, ...).
+# bundle's own libraries link against (libc, OpenGL/EGL, fontconfig, xcb, ...), and always those of
+# Qt's X11 platform plugin (installers/x11-libraries.txt, by installers/deb_depends.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -44,7 +45,8 @@ chmod -R u+rwX,go+rX,go-w "$PKG"
 
 # Depends: the system libraries that the bundle's ELF files need and do not carry (dpkg-shlibdeps).
 # Some Qt plugins need libraries this machine lacks (the Wayland and GTK ones on a server): they are
-# optional, so they are left out of the Depends line, and the build says which.
+# optional, so they are left out of the Depends line, and the build says which. (The X11 platform
+# plugin is not optional: its packages are added below.)
 mapfile -t elves < <(find "$PKG/opt/nemotron-desk" -type f \( -name '*.so' -o -name '*.so.*' \) | sort)
 elves+=("$PKG/opt/nemotron-desk/nemotron-desk")
 libdirs=()
@@ -68,6 +70,8 @@ if [ -z "$depends" ]; then
     echo "dpkg-shlibdeps found no dependencies: the bundle looks broken." >&2
     exit 1
 fi
+# Qt's X11 platform plugin is not optional: its libraries are named also where this machine lacks them.
+depends=$(bash installers/deb_depends.sh "$depends")
 
 cat > "$PKG/DEBIAN/control" <<CONTROL
 Package: nemotron-desk

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a development environment in .venv (idempotent), then runs the app or the test suite.
-#   bash installers/dev.sh app [ARGS...]   set up, then start Nemotron Desk (demo model if none is downloaded)
+#   bash installers/dev.sh app [ARGS...]   set up, then start Nemotron Desk (demo model if none is downloaded);
+#                                          on X11 it first checks the system libraries Qt needs for a window
 #   bash installers/dev.sh test [ARGS...]  set up, then run ruff, mypy and the whole pytest suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,40 @@ setup() {
     echo "$want" > "$VENV/.nemotron-desk-stamp"
 }
 
+x11_libraries_missing() {
+    # The packages of installers/x11-libraries.txt whose library the dynamic linker does not know.
+    local ldconfig known soname package
+    ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
+    known=$("$ldconfig" -p 2>/dev/null | awk 'NR > 1 {print $1}') || return 0  # cannot tell: let Qt say
+    while read -r soname package; do
+        case "$soname" in ''|'#'*) continue ;; esac
+        grep -qxF "$soname" <<<"$known" || echo "$package"
+    done < installers/x11-libraries.txt
+}
+
+check_x11_libraries() {
+    # On X11, Qt needs these system libraries to open a window; without them the app dies with
+    # "Could not load the Qt platform plugin xcb". Said before the setup, with the line that fixes it.
+    [ "$(uname -s)" = Linux ] && [ -n "${DISPLAY:-}" ] || return 0  # no X display: the terminal chat
+    case "${QT_QPA_PLATFORM:-}" in
+        xcb*) ;;
+        "") [ -z "${WAYLAND_DISPLAY:-}" ] || return 0 ;;  # a Wayland session: Qt uses Wayland
+        *) return 0 ;;
+    esac
+    local missing; missing=$(x11_libraries_missing | tr '\n' ' ' | sed 's/ $//')
+    [ -z "$missing" ] && return 0
+    local sudo="sudo "; [ "$(id -u)" = 0 ] && sudo=""
+    {
+        echo "Nemotron Desk cannot open its window: Qt's X11 support needs system libraries this machine lacks."
+        echo "Install them, then start again:"
+        echo ""
+        echo "    ${sudo}apt-get install $missing"
+        echo ""
+        echo "(Other distributions: the packages that provide the libraries in installers/x11-libraries.txt.)"
+    } >&2
+    exit 1
+}
+
 package_tools() {
     # The .deb build and its checks use Debian tools; as root (CI), install the missing ones.
     local missing=()
@@ -51,6 +86,8 @@ package_tools() {
     command -v appstreamcli >/dev/null || missing+=(appstream)
     command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
     command -v fakeroot >/dev/null || missing+=(fakeroot)
+    # The package test installs the .deb with dpkg -i, which needs what the .deb Depends on.
+    mapfile -t -O ${#missing[@]} missing < <(x11_libraries_missing)
     [ ${#missing[@]} -eq 0 ] && return
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "==> Installing ${missing[*]} (for the .deb build and its checks)" >&2
@@ -61,6 +98,7 @@ package_tools() {
 }
 
 cmd=${1:-app}; shift || true
+if [ "$cmd" = app ]; then check_x11_libraries; fi
 setup
 case "$cmd" in
     app)  exec "$VENV/bin/nemotron-desk" "$@" ;;

@@ -5,6 +5,9 @@ from __future__ import annotations
 from app.gui.qt import QLabel, QScrollArea, Qt, QTimer, QVBoxLayout, QWidget
 from engine.api import ModelInfo
 
+# The widest the column of messages gets: lines of ~100 characters, not 1,100 px of text.
+READING_WIDTH = 860
+
 EMPTY_HINT = ("Ask anything: type below and press Enter (Shift+Enter for a new line).\n"
               "With Think on, the model reasons first; the budget limits how long.")
 DEMO_HINT = ("This is the small demo model: fine for a try, not for facts, and it cannot reason.\n"
@@ -17,11 +20,13 @@ def empty_hint(info: ModelInfo | None) -> str:
 
 
 class ChatView(QScrollArea):
-    """The messages of one conversation in a column; follows the newest text while at the bottom."""
+    """The messages of one conversation in a column, at most READING_WIDTH wide and centred;
+    follows the newest text while at the bottom."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         self._follow = True  # the person is at the bottom: keep them there as text arrives
         self._following = False  # our own scroll is under way: its value changes say nothing
         bar = self.verticalScrollBar()
@@ -56,6 +61,7 @@ class ChatView(QScrollArea):
 
     def clear(self) -> None:
         column = QWidget(self)
+        column.setMaximumWidth(READING_WIDTH)
         self._layout = QVBoxLayout(column)
         self.hint = QLabel(self._hint_text, column)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)

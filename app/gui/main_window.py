@@ -73,7 +73,7 @@ class MainWindow(QMainWindow):
         self.handoff = Handoff(self)
         self.api_label = QLabel("", self)
         self.download_label = QLabel("", self)
-        self.statusBar().addPermanentWidget(self.status, 1)
+        self.statusBar().addWidget(self.status, 1)  # not permanent: a passing message ("Copied ...") shows in its place
         self.statusBar().addPermanentWidget(self.api_label)
         self.statusBar().addPermanentWidget(self.undo)
         self.statusBar().addPermanentWidget(self.download_label)

@@ -2,30 +2,34 @@
 
 ThinkingPane streams the reasoning as plain text appended at the end (no re-layout of what is there),
 shows time and tokens live, and folds to one line when the answer starts unless the person opened it.
-AnswerView renders markdown incrementally: the final part once, the open tail each frame.
+AnswerView renders markdown incrementally (the final blocks once, the open tail each frame) and
+owns its code blocks, for their Copy links.
 """
 
 from __future__ import annotations
 
 import time
 
-from app.gui.markdown import MarkdownRenderer, stable_split
+from app.gui.markdown import MarkdownRenderer, MarkdownStream
 from app.gui.qt import (
     QDesktopServices,
     QFrame,
     QGuiApplication,
     QLabel,
+    QMainWindow,
     QPlainTextEdit,
     QSizePolicy,
     Qt,
     QTextBrowser,
     QTextCursor,
+    QTextOption,
     QTimer,
     QToolButton,
     QUrl,
     QVBoxLayout,
     QWidget,
 )
+from app.gui.rich_text import end_position, replace_from
 from engine.api import (
     ContentDelta,
     EngineEvent,
@@ -90,18 +94,44 @@ class UserMessage(AutoHeightBrowser):
 
 
 class AnswerView(AutoHeightBrowser):
-    """The answer, as markdown; links open in the browser, "Copy" copies a code block."""
+    """The answer, as markdown; links open in the browser, "Copy" copies its own code block.
+
+    The blocks that are final are rendered once; only the open last block is replaced each frame,
+    so every frame shows what rendering the whole text so far would (app/gui/markdown.py).
+    """
+
+    COPIED_MS = 1500  # how long a Copy link says "Copied"
 
     def __init__(self, renderer: MarkdownRenderer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Answer")
-        self._renderer = renderer
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long URLs and code tokens too
+        self.document().setUndoRedoEnabled(False)  # streamed edits would pile up in the undo stack
+        self._stream = MarkdownStream(renderer)
         self.text = ""
-        self._stable_len = 0  # characters of self.text rendered for good
-        self._tail_start = 0  # document position where the re-rendered tail begins
-        self._stable_code = 0
+        self._tail_start: int | None = None  # document position where the tail begins; None: no final blocks
+        self._copied: int | None = None  # the code block whose link says "Copied"
+        self._copied_timer = QTimer(self)
+        self._copied_timer.setSingleShot(True)
+        self._copied_timer.setInterval(self.COPIED_MS)
+        self._copied_timer.timeout.connect(self._restore_link)
         self.anchorClicked.connect(self._on_link)
         self.hide()
+
+    @property
+    def code(self) -> list[str]:
+        """The code of this answer's blocks, by the index in their copy: links."""
+        return self._stream.code
+
+    @property
+    def final_length(self) -> int:
+        """How much of the text is in final blocks (rendered once, not again each frame)."""
+        return self._stream.final_length
+
+    @property
+    def tail_start(self) -> int:
+        """The document position where the open tail's blocks begin."""
+        return self._tail_start or 0
 
     def append(self, text: str) -> None:
         self.text += text
@@ -110,26 +140,62 @@ class AnswerView(AutoHeightBrowser):
 
     def refresh(self) -> None:
         """Render what arrived since the last frame: new final blocks once, then the open tail."""
-        cursor = QTextCursor(self.document())
-        cursor.setPosition(self._tail_start)
-        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
-        cursor.removeSelectedText()
-        del self._renderer.code.texts[self._stable_code:]
-        split = stable_split(self.text, self._stable_len)
-        if split > self._stable_len:
-            cursor.insertHtml(self._renderer.render(self.text[self._stable_len:split]))
-            self._stable_len = split
-            self._stable_code = len(self._renderer.code.texts)
-            cursor.movePosition(QTextCursor.MoveOperation.End)
-            self._tail_start = cursor.position()
-        tail = self.text[self._stable_len:]
-        if tail.strip():
-            cursor.insertHtml(self._renderer.render(tail))
+        frame = self._stream.advance(self.text)
+        document = self.document()
+        if frame.rebuild:
+            self._tail_start = None
+            self._copied = None
+        if frame.final_html:
+            replace_from(document, self._tail_start, frame.final_html)
+            self._tail_start = end_position(document)
+        replace_from(document, self._tail_start, frame.tail_html)
+
+    def copy_code(self, index: int) -> None:
+        """Copy one code block of this answer; its link says "Copied" for a moment, the status line too."""
+        if not 0 <= index < len(self.code):
+            return
+        code = self.code[index]
+        QGuiApplication.clipboard().setText(code)
+        self._restore_link()
+        if self._set_link_text(index, "Copied"):
+            self._copied = index
+        self._copied_timer.start()
+        lines = len(code.splitlines())
+        window = self.window()
+        if isinstance(window, QMainWindow):
+            window.statusBar().showMessage(f"Copied {lines} line{'s' * (lines != 1)} of code", 2 * self.COPIED_MS)
+
+    def _restore_link(self) -> None:
+        if self._copied is not None:
+            self._set_link_text(self._copied, "Copy")
+            self._copied = None
+
+    def _set_link_text(self, index: int, text: str) -> bool:
+        """Change the text of block `index`'s Copy link, keeping its format; False if it is not shown."""
+        href = f"copy:{index}"
+        block = self.document().begin()
+        while block.isValid():
+            pieces = block.begin()
+            while not pieces.atEnd():
+                piece = pieces.fragment()
+                pieces += 1
+                if piece.isValid() and piece.charFormat().anchorHref() == href:
+                    start, length = piece.position(), piece.length()  # (the fragment is stale after the edit)
+                    cursor = QTextCursor(self.document())
+                    cursor.setPosition(start)
+                    cursor.setPosition(start + length, QTextCursor.MoveMode.KeepAnchor)
+                    cursor.insertText(text, piece.charFormat())
+                    if self._tail_start is not None and start < self._tail_start:  # the final part got longer
+                        self._tail_start += len(text) - length
+                    return True
+            block = block.next()
+        return False
 
     def _on_link(self, url: QUrl) -> None:
         if url.scheme() == "copy":
-            index = int(url.path() or url.toString().split(":", 1)[1])
-            QGuiApplication.clipboard().setText(self._renderer.code.texts[index])
+            index = url.path() or url.toString().split(":", 1)[1]
+            if index.isdigit():
+                self.copy_code(int(index))
         else:
             QDesktopServices.openUrl(url)
 

@@ -31,6 +31,9 @@ from PySide6.QtGui import (
     QKeySequence,
     QPalette,
     QTextCursor,
+    QTextDocument,
+    QTextDocumentFragment,
+    QTextOption,
 )
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import (
@@ -124,6 +127,9 @@ __all__ = [
     "QTableWidgetItem",
     "QTextBrowser",
     "QTextCursor",
+    "QTextDocument",
+    "QTextDocumentFragment",
+    "QTextOption",
     "QTimer",
     "QToolButton",
     "QUrl",

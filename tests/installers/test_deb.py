@@ -90,6 +90,16 @@ def test_installed_self_test_passes(deb, tmp_path: Path) -> None:  # type: ignor
     assert f"demo model at {INSTALLED}" in result.stdout  # the bundle's own demo model, not a checkout's
 
 
+def test_package_depends_on_the_x11_libraries(deb) -> None:  # type: ignore[no-untyped-def]
+    """Also those this machine lacked: without them a bare Debian cannot open the window."""
+    path, _ = deb
+    depends = run(["dpkg-deb", "-f", str(path), "Depends"], 60).stdout
+    named = {item.strip().split()[0] for item in depends.replace("|", ",").split(",") if item.strip()}
+    listed = (ROOT / "installers" / "x11-libraries.txt").read_text().splitlines()
+    wanted = {line.split()[1] for line in listed if line.strip() and not line.startswith("#")}
+    assert {"libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1"} <= wanted <= named, depends
+
+
 def workers_of(pid: int) -> list[int]:
     """The process's children, from /proc (no procps needed on a bare CI image)."""
     children = []
