@@ -7,6 +7,10 @@ engine's events. Cancellation is a flag checked before every token, so a cancel 
 one token. Reasoning closed by the budget is closed *in this sequence*: the closing tokens are fed
 into the backend like generated ones and the model goes on to answer.
 
+"Answer now" and the loop detector's "end" (engine/generate/steering.py) close the reasoning the
+same way, before the next token is sampled. The reasoning meter (ReasoningProgress) and loop
+warnings (LoopSuspected) are appended to the events as the reasoning streams.
+
 max_tokens is a hard limit: the closing tokens count inside it, and a closing that does not fit is
 cut where max_tokens ends. Stop strings are matched on the text as the model wrote it, reasoning
 and markers included (as vLLM and llama.cpp match them), before the reasoning is split off.
@@ -21,6 +25,7 @@ from typing import Any, Protocol
 
 from engine.api import (
     ContentDelta,
+    EndCause,
     Finished,
     FinishReason,
     GenerationEvent,
@@ -31,7 +36,9 @@ from engine.api import (
 )
 from engine.backends.base import Backend
 from engine.generate.prefix_cache import PrefixCache
-from engine.generate.text.budget import CLOSE_CUT, BudgetController
+from engine.generate.steering import Steering
+from engine.generate.text.budget import CLOSE_AT_NEWLINE, CLOSE_CUT, BudgetController
+from engine.generate.text.progress import ReasoningMeter
 from engine.generate.text.reasoning import Phase, ReasoningSplitter
 from engine.generate.text.stops import StopMatcher
 from engine.generate.text.tool_calls import ToolCallParser
@@ -53,6 +60,7 @@ class LoopOptions:
     raw_text: bool = False  # stream the text as generated, markers included (completion APIs)
     tools: tuple[dict[str, Any], ...] = ()  # tool definitions: parse tool calls in the answer
     keep_answer_room: bool = True  # the budget's empty-answer guard
+    loop_detection: str = "off"  # off, warn or end (engine/generate/steering.py)
 
 
 class _Clock:
@@ -83,7 +91,8 @@ class _Clock:
 class _Run:
     """State of one generation; `step` handles one token."""
 
-    def __init__(self, backend: Backend, options: LoopOptions, tokenize_closing: Callable[[str], list[int]]):
+    def __init__(self, backend: Backend, options: LoopOptions, tokenize_closing: Callable[[str], list[int]],
+                 steering: Steering | None = None):
         self.backend = backend
         self.params = options.sampling
         self.text = Utf8Stream()
@@ -99,6 +108,11 @@ class _Run:
         self.raw = options.raw_text
         self.undecided = ""  # raw text seen before the splitter knew reasoning from answer
         self.tools = ToolCallParser(options.tools) if options.tools else None
+        self.meter = ReasoningMeter(self.budget)
+        self.steering = steering or Steering()
+        self.end_cause: EndCause | None = None  # set when the engine closes the reasoning itself
+        self.closing = ""  # the closing text the engine fed, if it fed one
+        self.last_piece = "\n"  # the last reasoning token's text (a prompt's <think> ends its line)
 
     @property
     def in_reasoning(self) -> bool:
@@ -126,11 +140,20 @@ class _Run:
             return [token]
         self.was_reasoning = True  # also for a model that opened <think> itself
         if in_reasoning:
-            closing = self.budget.after_reasoning_token(
-                self.reasoning_tokens, data.decode("utf-8", "replace"), self.tokens_left())
+            self.last_piece = data.decode("utf-8", "replace")
+            closing = self.budget.after_reasoning_token(self.reasoning_tokens, self.last_piece, self.tokens_left())
             if closing is not None:
-                return [token, *self.force_close(closing, out)]
+                return [token, *self.force_close(closing, out, self.budget.cause)]
+            self.meter.count(self.reasoning_tokens, self.tokens_left(), out)
         return [token]
+
+    def steer(self, out: list[GenerationEvent]) -> list[int] | None:
+        """Answer now / the loop detector's end: the closing to feed before the next token, or None."""
+        cause = self.steering.wanted() if self.in_reasoning else None
+        if cause is None:
+            return None
+        self.steering.used = True
+        return self.force_close(CLOSE_AT_NEWLINE if self.last_piece.endswith("\n") else CLOSE_CUT, out, cause)
 
     def absorb(self, data: bytes, out: list[GenerationEvent], *, forced: bool = False) -> None:
         """Run a token's bytes through detokenizer, stop matcher and splitter into `out`."""
@@ -139,6 +162,9 @@ class _Run:
     def split(self, text: str, out: list[GenerationEvent], *, forced: bool = False) -> None:
         before = self.splitter.phase
         deltas = self.splitter.feed(text)
+        for delta in deltas:
+            if isinstance(delta, ReasoningDelta):
+                self.steering.watch(delta.text, self.reasoning_tokens, out)
         if self.raw:  # the text as written; the splitter still tracks the thinking, for the budget
             self.emit_raw(text, before, out)
             deltas = []
@@ -170,11 +196,15 @@ class _Run:
                 out.append(delta)
         if self.was_reasoning and not self.in_reasoning:
             self.was_reasoning = False
-            out.append(ReasoningEnded(by_budget=forced or self.budget.closed_by_budget,
-                                      reasoning_tokens=self.reasoning_tokens))
+            cause = self.end_cause or (self.budget.cause if self.budget.closed_by_budget else EndCause.MODEL)
+            self.meter.end(self.reasoning_tokens, self.tokens_left(), out,
+                           cut=self.budget.closed_by_budget and self.closing == CLOSE_CUT)
+            out.append(ReasoningEnded(by_budget=cause in (EndCause.BUDGET, EndCause.ANSWER_ROOM),
+                                      reasoning_tokens=self.reasoning_tokens, cause=cause))
 
-    def force_close(self, closing: str, out: list[GenerationEvent]) -> list[int]:
+    def force_close(self, closing: str, out: list[GenerationEvent], cause: EndCause = EndCause.BUDGET) -> list[int]:
         """Feed the closing sequence as if generated; as much of it as max_tokens still allows."""
+        self.end_cause, self.closing = cause, closing
         ids = self.tokenize_closing(closing)[:max(0, self.tokens_left())]
         self.reasoning_tokens += len(ids)
         for token in ids:
@@ -183,6 +213,8 @@ class _Run:
 
     def finish(self, out: list[GenerationEvent]) -> None:
         """End of generation: flush everything held back (a stop string discards what follows it)."""
+        if self.in_reasoning:  # ended inside the reasoning (length, a stop, a cancel): the meter's last reading
+            self.meter.end(self.reasoning_tokens, self.tokens_left(), out)
         self.split(self.stops.feed(self.text.finish()) + self.stops.finish(), out)
         if self.raw:
             if self.undecided:
@@ -206,12 +238,15 @@ def generate_tokens(
     options: LoopOptions,
     cancel: CancelFlag,
     tokenize_closing: Callable[[str], list[int]],
+    answer_now: CancelFlag | None = None,
 ) -> Iterator[GenerationEvent]:
-    """Prefill `prompt` and generate until a stop, the length limit or a cancel."""
+    """Prefill `prompt` and generate until a stop, the length limit or a cancel.
+
+    `answer_now`, once set, ends the reasoning before the next token (the model then answers)."""
     clock = _Clock()
     cached = cache.prefill(prompt, options.checkpoint_at)
     clock.prefilled = time.perf_counter()
-    run = _Run(backend, options, tokenize_closing)
+    run = _Run(backend, options, tokenize_closing, Steering(answer_now, options.loop_detection))
     sampler = backend.make_sampler(options.sampling)
     reason = FinishReason.LENGTH
     try:
@@ -229,6 +264,9 @@ def generate_tokens(
                 break
             if run.tokens_left() <= 0:
                 break  # length
+            if (closing := run.steer(out)) is not None:
+                backend.feed(closing)
+                continue  # its events go out, and the limits are checked again
             token = backend.sample(sampler)
             if clock.first_token is None:
                 clock.first_token = time.perf_counter()

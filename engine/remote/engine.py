@@ -15,6 +15,11 @@ ends need no special case:
   is continued through /v1/completions on the rendered prompt. That needs the model's template: the
   server's own (llama.cpp's /props) or the Nemotron template bundled with the engine.
 
+"Answer now" (a flag set from outside) stops the server's stream while it is in the reasoning and
+continues as the two-step budget does: the closing text appended to the rendered prompt, the answer
+from /v1/completions. It needs the rendered prompt (the model's template, as above); without one
+the flag is left unread and the reasoning runs its course.
+
 Token counts are the server's where it reports them; reasoning tokens are counted as streamed pieces
 (one token each on every server we know), which is what the budget is measured in.
 """
@@ -29,6 +34,7 @@ from typing import Any
 
 from engine.api import (
     BUDGET_GRACE_TOKENS,
+    EndCause,
     EngineEvent,
     Finished,
     FinishReason,
@@ -135,14 +141,31 @@ class RemoteEngine:
 
     # -- generating ------------------------------------------------------------------------------
 
-    def generate(self, request: GenerationRequest, cancel: CancelFlag) -> Iterator[GenerationEvent]:
+    def generate(self, request: GenerationRequest, cancel: CancelFlag,
+                 answer_now: CancelFlag | None = None) -> Iterator[GenerationEvent]:
         """Stream one answer; raises EngineError (EngineSession turns it into an Error event)."""
         assert self.info is not None
         if request.prompt is not None:
             plan = _Plan(self, request, cancel, prompt=request.prompt, raw=True)
         else:
             plan = _Plan(self, request, cancel)
-        yield from plan.run(cancel)
+        yield from plan.run(cancel, answer_now)
+
+
+class _StopForAnswer:
+    """The flag a streamed request is read under: cancel, or answer now while in the reasoning."""
+
+    def __init__(self, cancel: CancelFlag, answer_now: CancelFlag | None, stream: AnswerStream) -> None:
+        self.cancel, self.answer_now, self.stream = cancel, answer_now, stream
+        self.used = False
+
+    def wanted(self) -> bool:
+        """Answer now asked, and the reasoning still running."""
+        return (not self.used and self.answer_now is not None and self.answer_now.is_set()
+                and self.stream.in_reasoning)
+
+    def is_set(self) -> bool:
+        return self.cancel.is_set() or self.wanted()
 
 
 class _Plan:
@@ -169,19 +192,35 @@ class _Plan:
         self.stream = AnswerStream(starts_in_reasoning=starts_in_reasoning, raw=raw, tools=request.tools,
                                    budget=budget, thinking=request.thinking or raw)
 
-    def run(self, cancel: CancelFlag) -> Iterator[GenerationEvent]:
+    def run(self, cancel: CancelFlag, answer_now: CancelFlag | None = None) -> Iterator[GenerationEvent]:
         stream = self.stream
+        # Answer now needs the rendered prompt to continue the text after the closing.
+        flag = _StopForAnswer(cancel, answer_now if self.prompt is not None else None, stream)
         if self.client_budget is not None and self.prompt is not None:
-            reason = yield from self._budget_steps(cancel)
+            reason = yield from self._budget_steps(flag)
         else:
-            reason = yield from self._step(cancel, self.max_tokens, first=True)
+            reason = yield from self._step(flag, self.max_tokens, first=True)
+        if flag.wanted() and not cancel.is_set():
+            reason = yield from self._answer_now(flag)
         if cancel.is_set():
             reason = FinishReason.CANCELLED
         yield from stream.finish()
         yield stream.usage()
         yield Finished(stream.final_reason(reason))
 
-    def _budget_steps(self, cancel: CancelFlag) -> Generator[GenerationEvent, None, FinishReason]:
+    def _answer_now(self, flag: _StopForAnswer) -> Generator[GenerationEvent, None, FinishReason]:
+        """The stream was stopped for answer now: close the reasoning as the budget does, then answer."""
+        flag.used = True
+        stream = self.stream
+        yield from stream.force_close(CLOSE_AT_NEWLINE if stream.text_so_far.endswith("\n") else CLOSE_CUT,
+                                      cause=EndCause.USER)
+        left = self.max_tokens - stream.generated
+        if left <= 0:
+            return FinishReason.LENGTH
+        result: FinishReason = yield from self._step(flag.cancel, left, stop=list(self.request.sampling.stop))
+        return result
+
+    def _budget_steps(self, cancel: _StopForAnswer) -> Generator[GenerationEvent, None, FinishReason]:
         """The model card's method over the API: reasoning up to the budget, then to a newline, then the answer."""
         stream, budget = self.stream, self.client_budget
         assert budget is not None
@@ -193,12 +232,12 @@ class _Plan:
         else:
             reason = yield from self._step(cancel, min(budget, allowance), first=True)
             if reason is not FinishReason.LENGTH or cancel.is_set():
-                return reason
+                return reason  # cancelled, or stopped for answer now (run() goes on from there)
             if stream.in_reasoning and stream.generated < allowance:
                 grace = min(BUDGET_GRACE_TOKENS, allowance - stream.generated)
                 reason = yield from self._step(cancel, grace, stop=["\n"])
                 if cancel.is_set():
-                    return FinishReason.CANCELLED
+                    return FinishReason.CANCELLED if cancel.cancel.is_set() else reason
             else:
                 reason = FinishReason.LENGTH
             if stream.in_reasoning:

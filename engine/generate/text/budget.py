@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.api import BUDGET_GRACE_TOKENS
+from engine.api import BUDGET_GRACE_TOKENS, EndCause
 
 #: Fed when the reasoning ended at a newline: the template renders `...reasoning\n</think>\n`.
 CLOSE_AT_NEWLINE = "</think>\n\n"
@@ -42,6 +42,7 @@ class BudgetController:
     closing_length: int = 4  # tokens in CLOSE_CUT for this vocabulary; set by the caller
     answer_room: bool = True  # the empty-answer guard
     closed_by_budget: bool = False
+    cause: EndCause = EndCause.BUDGET  # which rule closed it: the budget or the answer-room guard
 
     def close_before_start(self) -> str | None:
         """Budget 0: the reasoning is closed before the model writes anything."""
@@ -59,6 +60,7 @@ class BudgetController:
         closing = None
         if self.answer_room and 0 <= tokens_left - self.closing_length <= answer_reserve(self.max_tokens):
             closing = CLOSE_AT_NEWLINE if text.endswith("\n") else CLOSE_CUT
+            self.cause = EndCause.ANSWER_ROOM
         elif self.budget is not None and reasoning_tokens >= self.budget:
             if "\n" in text:
                 closing = CLOSE_AT_NEWLINE if text.endswith("\n") else "\n" + CLOSE_AT_NEWLINE
