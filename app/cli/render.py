@@ -14,10 +14,12 @@ from typing import Any, TextIO
 
 from engine.api import (
     ContentDelta,
+    EndCause,
     EngineEvent,
     Error,
     Finished,
     LoadProgress,
+    LoopSuspected,
     ModelInfo,
     ReasoningDelta,
     ReasoningEnded,
@@ -25,6 +27,8 @@ from engine.api import (
 )
 
 DIM, RESET, RED = "\x1b[2m", "\x1b[0m", "\x1b[31m"
+_END_WHY = {EndCause.BUDGET: " (budget reached)", EndCause.ANSWER_ROOM: " (ended to leave room for the answer)",
+            EndCause.USER: ", ended by you", EndCause.LOOP: ", ended: it was repeating itself"}
 
 
 def event_to_json(event: EngineEvent) -> str:
@@ -78,13 +82,17 @@ class TerminalPrinter:
     def _print(self, event: EngineEvent) -> None:
         if isinstance(event, ReasoningDelta):
             if len(self.reasoning) == 1:
-                self.err.write(self._dim("Thinking…\n"))
+                hint = " (Ctrl-\\ to answer now)" if self.err.isatty() else ""
+                self.err.write(self._dim(f"Thinking…{hint}\n"))
             self.err.write(self._dim(event.text))
             self.err.flush()
         elif isinstance(event, ReasoningEnded):
-            why = " (budget reached)" if event.by_budget else ""
+            why = _END_WHY.get(event.cause or EndCause.MODEL, "")
             self.err.write(self._dim(f"\n[thought for {event.reasoning_tokens} tokens{why}]\n\n"))
             self.err.flush()
+        elif isinstance(event, LoopSuspected):
+            then = "ending the thinking" if event.action == "end" else "Ctrl-\\ to answer now, Ctrl-C to stop"
+            self.err.write(self._dim(f"\n[the model seems to be repeating itself: {event.repeated!r}; {then}]\n"))
         elif isinstance(event, ContentDelta):
             self.out.write(event.text)
             self.out.flush()

@@ -87,6 +87,8 @@ def serve(conn: Connection, cancel: Any, answer_now: Any = None) -> None:
     watch_parent()
     # Ctrl-C in a terminal reaches the whole process group; the app decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGQUIT"):  # Ctrl-\\ too: the terminal chat's "answer now" key
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
     session = EngineSession()
     while True:
         try:
