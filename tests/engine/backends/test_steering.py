@@ -141,3 +141,19 @@ def test_loop_detection_is_silent_on_the_random_models_reasoning(nemotron_sessio
     answer = ask(nemotron_session, loop_detection="end", max_tokens=300, seed=5)
     assert not [e for e in answer.events if isinstance(e, LoopSuspected)] and not answer.ended
     assert answer.finish is FinishReason.LENGTH
+
+
+def test_answer_now_on_the_demo_model(demo_session: EngineSession) -> None:
+    """A real small instruct model (the demo GGUF) made to reason by a raw prompt that opens <think>:
+    answer now after 6 tokens feeds the closing there, and the model writes an answer after it."""
+    prompt = ("<|im_start|>user\nWhat is 17 times 23? Think step by step.<|im_end|>\n"
+              "<|im_start|>assistant\n<think>\n")
+    request = GenerationRequest(prompt=prompt, keep_answer_room=False,
+                                sampling=SamplingParams(temperature=0.0, max_tokens=60, ignore_eos=True))
+    answer = collect(demo_session.generate(request, None, SetAfter(7)))  # type: ignore[arg-type]
+    (ended,) = answer.ended
+    assert ended.cause is EndCause.USER
+    thought, closing, after = answer.content.partition("</think>")  # raw text: the markers as fed
+    assert closing and after.strip()
+    assert thought.endswith((".\n", "\n"))  # CLOSE_CUT's ".\n", or the model's own line end
+    assert ended.reasoning_tokens <= 6 + len(demo_session.tokenize(CLOSE_CUT, True))
