@@ -62,3 +62,13 @@ def test_unknown_id_is_404(server: LiveServer) -> None:
     response = httpx.post(f"{server.base_url}/chat/completions/chatcmpl-nope/answer_now", headers=AUTH, timeout=30)
     assert response.status_code == 404
     assert response.json()["error"]["param"] == "completion_id"
+
+
+def test_loop_detection_field_is_checked(server: LiveServer) -> None:
+    body = {"model": TINY, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    ok = httpx.post(server.base_url + "/chat/completions", json=body | {"loop_detection": "end"}, headers=AUTH,
+                    timeout=60)
+    assert ok.status_code == 200, ok.text
+    bad = httpx.post(server.base_url + "/chat/completions", json=body | {"loop_detection": "maybe"}, headers=AUTH,
+                     timeout=60)
+    assert bad.status_code == 400 and "loop_detection" in bad.json()["error"]["message"]
