@@ -318,12 +318,12 @@ class ToolCallEvent:
     call: ToolCall
 
 
-class EndCause(StrEnum):
-    """Who ended the reasoning."""
+class ReasoningEndCause(StrEnum):
+    """What ended the reasoning."""
 
-    MODEL = "model"  # the model wrote </think> itself
-    BUDGET = "budget"  # the reasoning budget (at a newline, or cut after the grace)
-    ANSWER_ROOM = "answer_room"  # the empty-answer guard: only the answer's room was left
+    MODEL = "model"  # the model closed it itself
+    BUDGET = "budget"  # the reasoning budget (the model card's rule: next newline, at most +500)
+    ANSWER_ROOM = "answer_room"  # only the room kept for the answer was left (max tokens or the context)
     USER = "user"  # "answer now"
     LOOP = "loop"  # loop detection set to "end" fired
 
@@ -331,15 +331,15 @@ class EndCause(StrEnum):
 @dataclass(frozen=True)
 class ReasoningEnded:
     """The thinking is over. `by_budget` says the engine closed it, not the model; `cause` says why
-    (the budget, the answer-room guard, the person's "answer now", the loop detector)."""
+    (the budget, or the room kept for the answer)."""
 
     by_budget: bool
     reasoning_tokens: int
-    cause: EndCause | None = None  # None: MODEL, or BUDGET when by_budget (set on construction)
+    cause: ReasoningEndCause = ReasoningEndCause.MODEL
 
     def __post_init__(self) -> None:
-        if self.cause is None:
-            object.__setattr__(self, "cause", EndCause.BUDGET if self.by_budget else EndCause.MODEL)
+        if self.by_budget and self.cause is ReasoningEndCause.MODEL:  # told only "by_budget": the budget
+            object.__setattr__(self, "cause", ReasoningEndCause.BUDGET)
 
 
 class BudgetPhase(StrEnum):

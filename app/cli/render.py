@@ -14,7 +14,6 @@ from typing import Any, TextIO
 
 from engine.api import (
     ContentDelta,
-    EndCause,
     EngineEvent,
     Error,
     Finished,
@@ -22,13 +21,15 @@ from engine.api import (
     LoopSuspected,
     ModelInfo,
     ReasoningDelta,
+    ReasoningEndCause,
     ReasoningEnded,
     Usage,
 )
 
 DIM, RESET, RED = "\x1b[2m", "\x1b[0m", "\x1b[31m"
-_END_WHY = {EndCause.BUDGET: " (budget reached)", EndCause.ANSWER_ROOM: " (ended to leave room for the answer)",
-            EndCause.USER: ", ended by you", EndCause.LOOP: ", ended: it was repeating itself"}
+_END_WHY = {ReasoningEndCause.BUDGET: " (budget reached)",
+            ReasoningEndCause.ANSWER_ROOM: " (ended to leave room for the answer)",
+            ReasoningEndCause.USER: ", ended by you", ReasoningEndCause.LOOP: ", ended: it was repeating itself"}
 
 
 def event_to_json(event: EngineEvent) -> str:
@@ -87,7 +88,7 @@ class TerminalPrinter:
             self.err.write(self._dim(event.text))
             self.err.flush()
         elif isinstance(event, ReasoningEnded):
-            why = _END_WHY.get(event.cause or EndCause.MODEL, "")
+            why = _END_WHY.get(event.cause, "")
             self.err.write(self._dim(f"\n[thought for {event.reasoning_tokens} tokens{why}]\n\n"))
             self.err.flush()
         elif isinstance(event, LoopSuspected):

@@ -166,7 +166,7 @@ class EngineClient:
         """End the running answer's reasoning at the next token boundary; the model then answers.
 
         Returns whether a generation was running to take it (`owner` as for cancel). A reasoning that
-        is already over is left as it is. ReasoningEnded then says EndCause.USER.
+        is already over is left as it is. ReasoningEnded then says ReasoningEndCause.USER.
         """
         if not self._busy.is_set() or (owner is not None and owner != self._owner):
             return False

@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 from engine.api import (
     ContentDelta,
-    EndCause,
     Finished,
     FinishReason,
     GenerationEvent,
     ReasoningDelta,
+    ReasoningEndCause,
     ReasoningEnded,
     SamplingParams,
     Usage,
@@ -110,7 +110,7 @@ class _Run:
         self.tools = ToolCallParser(options.tools) if options.tools else None
         self.meter = ReasoningMeter(self.budget)
         self.steering = steering or Steering()
-        self.end_cause: EndCause | None = None  # set when the engine closes the reasoning itself
+        self.end_cause: ReasoningEndCause | None = None  # set when the engine closes the reasoning itself
         self.closing = ""  # the closing text the engine fed, if it fed one
         self.last_piece = "\n"  # the last reasoning token's text (a prompt's <think> ends its line)
 
@@ -196,13 +196,15 @@ class _Run:
                 out.append(delta)
         if self.was_reasoning and not self.in_reasoning:
             self.was_reasoning = False
-            cause = self.end_cause or (self.budget.cause if self.budget.closed_by_budget else EndCause.MODEL)
+            cause = self.end_cause or (self.budget.cause if self.budget.closed_by_budget
+                                       else ReasoningEndCause.MODEL)
             self.meter.end(self.reasoning_tokens, self.tokens_left(), out,
                            cut=self.budget.closed_by_budget and self.closing == CLOSE_CUT)
-            out.append(ReasoningEnded(by_budget=cause in (EndCause.BUDGET, EndCause.ANSWER_ROOM),
+            out.append(ReasoningEnded(by_budget=cause in (ReasoningEndCause.BUDGET, ReasoningEndCause.ANSWER_ROOM),
                                       reasoning_tokens=self.reasoning_tokens, cause=cause))
 
-    def force_close(self, closing: str, out: list[GenerationEvent], cause: EndCause = EndCause.BUDGET) -> list[int]:
+    def force_close(self, closing: str, out: list[GenerationEvent],
+                    cause: ReasoningEndCause = ReasoningEndCause.BUDGET) -> list[int]:
         """Feed the closing sequence as if generated; as much of it as max_tokens still allows."""
         self.end_cause, self.closing = cause, closing
         ids = self.tokenize_closing(closing)[:max(0, self.tokens_left())]

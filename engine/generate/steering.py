@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from engine.api import EndCause, GenerationEvent, LoopSuspected
+from engine.api import GenerationEvent, LoopSuspected, ReasoningEndCause
 from engine.generate.text.loops import LoopDetector
 
 
@@ -38,10 +38,10 @@ class Steering:
             out.append(LoopSuspected(reasoning_tokens, finding.repeated, finding.score, self.mode))
             self._loop_wants_end = self.mode == "end"
 
-    def wanted(self) -> EndCause | None:
+    def wanted(self) -> ReasoningEndCause | None:
         """Why the reasoning must end now, or None."""
         if self.used:
             return None
         if self.answer_now is not None and self.answer_now.is_set():
-            return EndCause.USER
-        return EndCause.LOOP if self._loop_wants_end else None
+            return ReasoningEndCause.USER
+        return ReasoningEndCause.LOOP if self._loop_wants_end else None

@@ -34,7 +34,6 @@ from typing import Any
 
 from engine.api import (
     BUDGET_GRACE_TOKENS,
-    EndCause,
     EngineEvent,
     Finished,
     FinishReason,
@@ -42,6 +41,7 @@ from engine.api import (
     GenerationRequest,
     LoadProgress,
     ModelInfo,
+    ReasoningEndCause,
     RemoteSpec,
 )
 from engine.generate.chat_format import ChatFormatter
@@ -213,7 +213,7 @@ class _Plan:
         flag.used = True
         stream = self.stream
         yield from stream.force_close(CLOSE_AT_NEWLINE if stream.text_so_far.endswith("\n") else CLOSE_CUT,
-                                      cause=EndCause.USER)
+                                      cause=ReasoningEndCause.USER)
         left = self.max_tokens - stream.generated
         if left <= 0:
             return FinishReason.LENGTH

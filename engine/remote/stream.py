@@ -15,10 +15,10 @@ from typing import Any
 
 from engine.api import (
     ContentDelta,
-    EndCause,
     FinishReason,
     GenerationEvent,
     ReasoningDelta,
+    ReasoningEndCause,
     ReasoningEnded,
     ToolCall,
     ToolCallEvent,
@@ -43,7 +43,7 @@ class AnswerStream:
         self.reasoning_tokens = 0
         self.answer_tokens = 0
         self.forced = False
-        self.forced_cause = EndCause.BUDGET
+        self.forced_cause = ReasoningEndCause.BUDGET
         self._was_reasoning = starts_in_reasoning
         self._server_reasoning_open = False
         self._calls: dict[int, dict[str, str]] = {}
@@ -97,7 +97,7 @@ class AnswerStream:
             out += self._text(content)
         return out
 
-    def force_close(self, closing: str, cause: EndCause = EndCause.BUDGET) -> list[GenerationEvent]:
+    def force_close(self, closing: str, cause: ReasoningEndCause = ReasoningEndCause.BUDGET) -> list[GenerationEvent]:
         """End the reasoning with `closing` (the budget's doing, or `cause`), as if the model had written it."""
         self.forced, self.forced_cause = True, cause
         return self._text(closing, count=False)
@@ -131,11 +131,11 @@ class AnswerStream:
             self._was_reasoning = True
         elif self._was_reasoning:
             self._was_reasoning = False
-            cause = self.forced_cause if self.forced else EndCause.MODEL
+            cause = self.forced_cause if self.forced else ReasoningEndCause.MODEL
             if not self.forced and self.budget is not None and self.reasoning_tokens >= self.budget:
-                cause = EndCause.BUDGET
-            out.append(ReasoningEnded(by_budget=cause is EndCause.BUDGET, reasoning_tokens=self.reasoning_tokens,
-                                      cause=cause))
+                cause = ReasoningEndCause.BUDGET
+            out.append(ReasoningEnded(by_budget=cause is ReasoningEndCause.BUDGET,
+                                      reasoning_tokens=self.reasoning_tokens, cause=cause))
 
     def _tool_call_piece(self, piece: dict[str, Any]) -> None:
         slot = self._calls.setdefault(int(piece.get("index", 0)), {"id": "", "name": "", "arguments": ""})

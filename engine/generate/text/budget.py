@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.api import BUDGET_GRACE_TOKENS, EndCause
+from engine.api import BUDGET_GRACE_TOKENS, ReasoningEndCause
 
 #: Fed when the reasoning ended at a newline: the template renders `...reasoning\n</think>\n`.
 CLOSE_AT_NEWLINE = "</think>\n\n"
@@ -41,13 +41,13 @@ class BudgetController:
     grace: int = BUDGET_GRACE_TOKENS
     closing_length: int = 4  # tokens in CLOSE_CUT for this vocabulary; set by the caller
     answer_room: bool = True  # the empty-answer guard
-    closed_by_budget: bool = False
-    cause: EndCause = EndCause.BUDGET  # which rule closed it: the budget or the answer-room guard
+    closed_by_budget: bool = False  # the reasoning was closed here (by the budget or the guard)
+    cause: ReasoningEndCause = ReasoningEndCause.MODEL  # which of the two closed it
 
     def close_before_start(self) -> str | None:
         """Budget 0: the reasoning is closed before the model writes anything."""
         if self.budget == 0:
-            self.closed_by_budget = True
+            self.closed_by_budget, self.cause = True, ReasoningEndCause.BUDGET
             return CLOSE_AT_NEWLINE
         return None
 
@@ -58,14 +58,15 @@ class BudgetController:
         generate (max_tokens and the context both counted).
         """
         closing = None
+        cause = ReasoningEndCause.BUDGET
         if self.answer_room and 0 <= tokens_left - self.closing_length <= answer_reserve(self.max_tokens):
             closing = CLOSE_AT_NEWLINE if text.endswith("\n") else CLOSE_CUT
-            self.cause = EndCause.ANSWER_ROOM
+            cause = ReasoningEndCause.ANSWER_ROOM
         elif self.budget is not None and reasoning_tokens >= self.budget:
             if "\n" in text:
                 closing = CLOSE_AT_NEWLINE if text.endswith("\n") else "\n" + CLOSE_AT_NEWLINE
             elif reasoning_tokens >= self.budget + self.grace:
                 closing = CLOSE_CUT
         if closing is not None:
-            self.closed_by_budget = True
+            self.closed_by_budget, self.cause = True, cause
         return closing

@@ -12,11 +12,11 @@ import pytest
 
 from engine.api import (
     BudgetPhase,
-    EndCause,
     FinishReason,
     GenerationRequest,
     LoopSuspected,
     Message,
+    ReasoningEndCause,
     ReasoningProgress,
     SamplingParams,
 )
@@ -64,7 +64,7 @@ def test_answer_now_ends_the_reasoning_within_one_token(nemotron_session: Engine
     answer = ask(nemotron_session, answer_now=SetAfter(after + 1))  # set once `after` tokens are out
     assert not answer.errors
     (ended,) = answer.ended
-    assert ended.cause is EndCause.USER and not ended.by_budget
+    assert ended.cause is ReasoningEndCause.USER and not ended.by_budget
     generated = sequence_after_prompt(nemotron_session, answer)
     piece = backend.token_bytes(generated[after - 1]).decode("utf-8", "replace")
     closing = backend.tokenize(CLOSE_AT_NEWLINE if piece.endswith("\n") else CLOSE_CUT, special=True)
@@ -78,7 +78,7 @@ def test_answer_now_ends_the_reasoning_within_one_token(nemotron_session: Engine
 def test_answer_now_before_the_first_token_closes_at_once(nemotron_session: EngineSession) -> None:
     answer = ask(nemotron_session, answer_now=SetAfter(1), max_tokens=16)
     (ended,) = answer.ended
-    assert ended.cause is EndCause.USER and answer.reasoning.strip() == ""
+    assert ended.cause is ReasoningEndCause.USER and answer.reasoning.strip() == ""
     closing = nemotron_session.tokenize(CLOSE_AT_NEWLINE, True)  # the prompt's "<think>\n" ended a line
     assert sequence_after_prompt(nemotron_session, answer)[:len(closing)] == closing
 
@@ -94,7 +94,7 @@ def test_meter_counts_engine_tokens_through_the_budget_rule(nemotron_session: En
     answer = ask(nemotron_session, reasoning_budget=budget, max_tokens=700, seed=3)
     readings = [e for e in answer.events if isinstance(e, ReasoningProgress)]
     (ended,) = answer.ended
-    assert ended.cause is EndCause.BUDGET
+    assert ended.cause is ReasoningEndCause.BUDGET
     assert readings[0].tokens == 1 and readings[-1].tokens == ended.reasoning_tokens
     assert all(r.budget == budget for r in readings)
     assert [r.tokens for r in readings] == sorted(r.tokens for r in readings)
@@ -133,7 +133,7 @@ def test_loop_detection_end_on_a_scripted_looping_token_stream(nemotron_session:
     assert found.action == "end" and "reconsider" in found.repeated
     run.last_piece = "\n"
     assert run.steer(out) == backend.tokenize(CLOSE_AT_NEWLINE, special=True)
-    assert [e.cause for e in out if hasattr(e, "cause")] == [EndCause.LOOP]
+    assert [e.cause for e in out if hasattr(e, "cause")] == [ReasoningEndCause.LOOP]
     assert run.steer(out) is None  # once
 
 
@@ -152,7 +152,7 @@ def test_answer_now_on_the_demo_model(demo_session: EngineSession) -> None:
                                 sampling=SamplingParams(temperature=0.0, max_tokens=60, ignore_eos=True))
     answer = collect(demo_session.generate(request, None, SetAfter(7)))  # type: ignore[arg-type]
     (ended,) = answer.ended
-    assert ended.cause is EndCause.USER
+    assert ended.cause is ReasoningEndCause.USER
     thought, closing, after = answer.content.partition("</think>")  # raw text: the markers as fed
     assert closing and after.strip()
     assert thought.endswith((".\n", "\n"))  # CLOSE_CUT's ".\n", or the model's own line end

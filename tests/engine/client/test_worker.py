@@ -239,7 +239,7 @@ def _alive(pid: int) -> bool:
 def test_answer_now_reaches_the_running_loop(tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
     """EngineClient.answer_now() from another thread, while the worker streams the tiny Nemotron's
     reasoning: the reasoning ends (cause user) and the answer follows in the same generation."""
-    from engine.api import EndCause, ReasoningDelta, ReasoningEnded
+    from engine.api import ReasoningDelta, ReasoningEndCause, ReasoningEnded
 
     with EngineClient() as c:
         events = list(c.load(LoadSpec(str(tiny_nemotron.gguf_path),
@@ -259,7 +259,7 @@ def test_answer_now_reaches_the_running_loop(tiny_nemotron) -> None:  # type: ig
                 thread.join()
         answer = collect(out)
         (ended,) = [e for e in out if isinstance(e, ReasoningEnded)]
-        assert taken == [True] and ended.cause is EndCause.USER
+        assert taken == [True] and ended.cause is ReasoningEndCause.USER
         assert ended.reasoning_tokens < 3000 and answer.usage.answer_tokens == 3000 - ended.reasoning_tokens
         # the next generation starts with the flag down: it reasons as usual
         again = collect(c.generate(GenerationRequest(request.messages, keep_answer_room=False,

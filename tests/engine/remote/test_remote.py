@@ -397,7 +397,7 @@ def test_cancel_while_the_server_has_not_answered_yet() -> None:
 def test_answer_now_stops_the_stream_and_continues_with_the_closing(ours: LiveServer) -> None:
     """The remote engine's answer now: the server's stream is closed while it reasons, and the answer
     comes from /v1/completions on the rendered prompt plus the reasoning and the closing."""
-    from engine.api import EndCause
+    from engine.api import ReasoningEndCause
 
     session = connect(ours.base_url, api_key="s3cret")
     before = len(ours.runner.finished)
@@ -412,7 +412,7 @@ def test_answer_now_stops_the_stream_and_continues_with_the_closing(ours: LiveSe
             answer_now.set()
     answer = collect(events)
     (ended,) = answer.ended
-    assert ended.cause is EndCause.USER and not ended.by_budget
+    assert ended.cause is ReasoningEndCause.USER and not ended.by_budget
     assert ended.reasoning_tokens < 3000 and answer.content.strip()
     assert answer.finish is FinishReason.LENGTH
     wait_for(lambda: len(ours.runner.finished) == before + 2)  # the reasoning's request, the answer's
