@@ -403,7 +403,7 @@ def test_answer_now_stops_the_stream_and_continues_with_the_closing(ours: LiveSe
     before = len(ours.runner.finished)
     answer_now = threading.Event()
     request = GenerationRequest(QUESTION, keep_answer_room=False,
-                                sampling=SamplingParams(max_tokens=3000, seed=1, ignore_eos=True))
+                                sampling=SamplingParams(max_tokens=400, seed=1, ignore_eos=True))
     events, seen = [], 0
     for event in session.generate(request, None, answer_now):
         events.append(event)
@@ -413,7 +413,9 @@ def test_answer_now_stops_the_stream_and_continues_with_the_closing(ours: LiveSe
     answer = collect(events)
     (ended,) = answer.ended
     assert ended.cause is ReasoningEndCause.USER and not ended.by_budget
-    assert ended.reasoning_tokens < 3000 and answer.content.strip()
+    assert ended.reasoning_tokens < 400 and answer.content.strip()
     assert answer.finish is FinishReason.LENGTH
-    wait_for(lambda: len(ours.runner.finished) == before + 2)  # the reasoning's request, the answer's
-    assert ours.runner.finished[-2] is FinishReason.CANCELLED  # the first was closed, not run to its end
+    # two requests: the reasoning's (closed by the client; whether the server saw that before it had
+    # written all its tokens depends on speed, hence a short max_tokens: the continuation waits for
+    # it) and the answer's continuation
+    wait_for(lambda: len(ours.runner.finished) == before + 2)
