@@ -23,6 +23,9 @@ ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 MAX_BUDGET = 1 << 20
 #: Tokens the model may keep reasoning after the budget while waiting for a newline (model card).
 BUDGET_GRACE_TOKENS = 500
+#: What the engine does when the reasoning seems to loop (engine.generate.text.loops): nothing, an
+#: event (the GUI's default), or the event and "answer now" on the person's behalf.
+LOOP_DETECTION_MODES = ("off", "warn", "end")
 #: Deepest nesting of objects and lists accepted in a request's values (tool schemas, tool-call
 #: arguments; the server counts from the top of the body). Real JSON schemas stay far below it; a
 #: value some 500 levels deep cannot even cross the worker pipe (pickle recurses once per level).
@@ -133,6 +136,8 @@ class GenerationRequest:
     reasoning continues the reasoning); `chat_template_kwargs` are further variables for the
     template (e.g. truncate_history_thinking), each of which the template must read.
 
+    `loop_detection` watches the reasoning for a thinking loop (see LoopSuspected).
+
     `split_reasoning` False streams the reasoning inside the answer text as the model wrote it,
     markers included (what a server without a reasoning parser returns). `keep_answer_room` closes
     the reasoning early when only the answer's room (a quarter of max_tokens, 8 to 512) is left:
@@ -150,6 +155,9 @@ class GenerationRequest:
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     split_reasoning: bool = True
     keep_answer_room: bool = True
+    #: Thinking-loop detection: "off", "warn" (a LoopSuspected event) or "end" (the event, then the
+    #: reasoning is ended as by "answer now").
+    loop_detection: str = "warn"
 
     def __post_init__(self) -> None:
         if self.prompt is not None and self.messages:
@@ -173,6 +181,9 @@ class GenerationRequest:
                 f"The reasoning budget must be a whole number from 0 to {MAX_BUDGET}, not {budget!r}.",
                 "Pick a smaller budget, or no limit.",
             )
+        if self.loop_detection not in LOOP_DETECTION_MODES:
+            raise InvalidRequest(f"loop_detection must be one of {', '.join(LOOP_DETECTION_MODES)}, "
+                                 f"not {self.loop_detection!r:.40}.", "Use off, warn or end.")
         self._check_template_options()
 
     @property
@@ -317,6 +328,8 @@ class ReasoningEndCause(StrEnum):
     MODEL = "model"  # the model closed it itself
     BUDGET = "budget"  # the reasoning budget (the model card's rule: next newline, at most +500)
     ANSWER_ROOM = "answer_room"  # only the room kept for the answer was left (max tokens or the context)
+    USER = "user"  # "answer now"
+    LOOP = "loop"  # loop detection set to "end" fired
 
 
 @dataclass(frozen=True)
@@ -331,6 +344,46 @@ class ReasoningEnded:
     def __post_init__(self) -> None:
         if self.by_budget and self.cause is ReasoningEndCause.MODEL:  # told only "by_budget": the budget
             object.__setattr__(self, "cause", ReasoningEndCause.BUDGET)
+
+
+class BudgetPhase(StrEnum):
+    """Where the reasoning stands against its limits (ReasoningProgress)."""
+
+    COUNTING = "counting"  # below the budget (or no budget: counting against the tokens allowed)
+    WAITING_FOR_NEWLINE = "waiting_for_newline"  # budget reached: ends at the next newline, grace running
+    CUT = "cut"  # ended mid-line: the grace ran out, or only the answer's room was left
+
+
+@dataclass(frozen=True)
+class ReasoningProgress:
+    """A live reading of the reasoning meter, in tokens the engine counted (not text pieces).
+
+    Sent with the first reasoning token, every few tokens after it (PROGRESS_EVERY), whenever the
+    phase changes, and once more as the reasoning ends. `budget` None: no budget, and `limit` (the
+    most tokens the reasoning could still reach: max_tokens or the context, the answer's room kept
+    when the guard is on) is the scale. `grace_left` counts down while waiting for a newline.
+    """
+
+    tokens: int
+    budget: int | None
+    limit: int
+    phase: BudgetPhase
+    grace_left: int | None = None
+
+
+@dataclass(frozen=True)
+class LoopSuspected:
+    """The reasoning seems to repeat itself (engine.generate.text.loops).
+
+    `repeated` is a sample of the text that keeps coming back, `score` the share of the recent
+    reasoning that is repetition (0..1), `action` what the engine does: "warn" (nothing more) or
+    "end" (the reasoning is ended, as by answer now; ReasoningEnded then says LOOP).
+    """
+
+    reasoning_tokens: int
+    repeated: str
+    score: float
+    action: str
 
 
 @dataclass(frozen=True)
@@ -399,7 +452,8 @@ class ModelInfo:
     default_top_p: float | None = None
 
 
-GenerationEvent = ReasoningDelta | ContentDelta | ToolCallEvent | ReasoningEnded | Usage | Finished | Error
+GenerationEvent = (ReasoningDelta | ContentDelta | ToolCallEvent | ReasoningEnded | ReasoningProgress
+                   | LoopSuspected | Usage | Finished | Error)
 EngineEvent = GenerationEvent | LoadProgress | ModelInfo
 
 

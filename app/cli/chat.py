@@ -1,7 +1,10 @@
 """`nemotron-desk chat`: one prompt (-p) or an interactive multi-turn chat in the terminal.
 
 Ctrl-C during an answer cancels the answer (a second Ctrl-C kills the engine process); Ctrl-C or
-Ctrl-D at the prompt leaves.
+Ctrl-D at the prompt leaves. Ctrl-\\ while the model is thinking is "answer now": the reasoning ends at
+the next token and the model answers (the terminal sends SIGQUIT for it, so it needs no raw mode and
+works while the answer streams). Outside an answer Ctrl-\\ does nothing: it is ignored from the start,
+before the engine's helper processes exist, so that they inherit the ignoring and survive the key.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from engine.api import (
 from engine.client import EngineClient
 from engine.errors import InvalidRequest
 
-HELP = "Commands: /think on|off · /budget N|off · /reset · /exit"
+HELP = "Commands: /think on|off · /budget N|off · /reset · /exit · Ctrl-\\ while thinking: answer now"
 
 
 def add_parser(sub: Any) -> None:
@@ -46,6 +49,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-tokens", type=int, default=8192,
                    help="answer length limit, reasoning included (default 8192; the context also limits it)")
     p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
+    p.add_argument("--loop-detection", choices=("off", "warn", "end"), default="warn",
+                   help="when the thinking seems to repeat itself: do nothing, warn (default), or answer now")
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
     p.set_defaults(run=run)
 
@@ -63,20 +68,30 @@ class _ChatState:
         GenerationRequest((Message("user", ""),), reasoning_budget=self.budget)
 
     def request(self) -> GenerationRequest:
-        return GenerationRequest(tuple(self.messages), thinking=self.thinking,
-                                 reasoning_budget=self.budget, sampling=self.sampling)
+        return GenerationRequest(tuple(self.messages), thinking=self.thinking, reasoning_budget=self.budget,
+                                 sampling=self.sampling, loop_detection=self.args.loop_detection)
+
+
+#: Ctrl-\\ in a terminal (absent on Windows, where only Ctrl-C works).
+ANSWER_NOW_SIGNAL = getattr(signal, "SIGQUIT", None)
 
 
 def _with_ctrl_c_cancels(client: EngineClient, events: Iterator[EngineEvent]) -> Iterator[EngineEvent]:
-    """Iterate `events` with Ctrl-C mapped to client.cancel()."""
+    """Iterate `events` with Ctrl-C mapped to client.cancel() and Ctrl-\\ to client.answer_now()."""
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         client.cancel()
 
+    def on_sigquit(signum: int, frame: FrameType | None) -> None:
+        client.answer_now()
+
     previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_quit = signal.signal(ANSWER_NOW_SIGNAL, on_sigquit) if ANSWER_NOW_SIGNAL is not None else None
     try:
         yield from events
     finally:
         signal.signal(signal.SIGINT, previous)
+        if ANSWER_NOW_SIGNAL is not None:
+            signal.signal(ANSWER_NOW_SIGNAL, previous_quit)
 
 
 def _answer(client: EngineClient, state: _ChatState, printer: TerminalPrinter) -> None:
@@ -98,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     except InvalidRequest as exc:
         print(f"Error: {exc.message}\n{exc.action}", file=sys.stderr)
         return 2
+    if ANSWER_NOW_SIGNAL is not None:
+        signal.signal(ANSWER_NOW_SIGNAL, signal.SIG_IGN)  # inherited by the worker and multiprocessing's tracker
     with EngineClient() as client:
         loader = TerminalPrinter(as_json=args.json)
         for event in client.load(spec):

@@ -18,13 +18,18 @@ from engine.api import (
     Error,
     Finished,
     LoadProgress,
+    LoopSuspected,
     ModelInfo,
     ReasoningDelta,
+    ReasoningEndCause,
     ReasoningEnded,
     Usage,
 )
 
 DIM, RESET, RED = "\x1b[2m", "\x1b[0m", "\x1b[31m"
+_END_WHY = {ReasoningEndCause.BUDGET: " (budget reached)",
+            ReasoningEndCause.ANSWER_ROOM: " (ended to leave room for the answer)",
+            ReasoningEndCause.USER: ", ended by you", ReasoningEndCause.LOOP: ", ended: it was repeating itself"}
 
 
 def event_to_json(event: EngineEvent) -> str:
@@ -78,13 +83,17 @@ class TerminalPrinter:
     def _print(self, event: EngineEvent) -> None:
         if isinstance(event, ReasoningDelta):
             if len(self.reasoning) == 1:
-                self.err.write(self._dim("Thinking…\n"))
+                hint = " (Ctrl-\\ to answer now)" if self.err.isatty() else ""
+                self.err.write(self._dim(f"Thinking…{hint}\n"))
             self.err.write(self._dim(event.text))
             self.err.flush()
         elif isinstance(event, ReasoningEnded):
-            why = {"budget": " (budget reached)", "answer_room": " (room kept for the answer)"}.get(event.cause, "")
+            why = _END_WHY.get(event.cause, "")
             self.err.write(self._dim(f"\n[thought for {event.reasoning_tokens} tokens{why}]\n\n"))
             self.err.flush()
+        elif isinstance(event, LoopSuspected):
+            then = "ending the thinking" if event.action == "end" else "Ctrl-\\ to answer now, Ctrl-C to stop"
+            self.err.write(self._dim(f"\n[the model seems to be repeating itself: {event.repeated!r}; {then}]\n"))
         elif isinstance(event, ContentDelta):
             self.out.write(event.text)
             self.out.flush()

@@ -67,7 +67,7 @@ def chat_request(body: ChatCompletionRequest, n_ctx: int, reasoning_format: str 
         sampling=_sampling(body, max_tokens), tools=tools, add_generation_prompt=template.add_generation_prompt,
         continue_final_message=template.continue_final_message, chat_template_kwargs=template.kwargs,
         split_reasoning=(body.reasoning_format or reasoning_format) == "split",
-        keep_answer_room=body.keep_answer_room)
+        keep_answer_room=body.keep_answer_room, loop_detection=body.loop_detection)
 
 
 def completion_request(body: CompletionRequest) -> GenerationRequest:
@@ -76,7 +76,8 @@ def completion_request(body: CompletionRequest) -> GenerationRequest:
     except ValueError as exc:
         raise InvalidRequest(str(exc).capitalize() + ".", "Send one prompt string.") from exc
     return GenerationRequest(prompt=prompt, reasoning_budget=body.budget(),
-                             sampling=_sampling(body, body.max_tokens or 16), keep_answer_room=body.keep_answer_room)
+                             sampling=_sampling(body, body.max_tokens or 16), keep_answer_room=body.keep_answer_room,
+                             loop_detection=body.loop_detection)
 
 
 @dataclass(frozen=True)

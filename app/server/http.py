@@ -7,6 +7,12 @@ Errors use OpenAI's error body. Bad input is a 4xx with a message naming the pro
 engine gives a 5xx, and no answer ever holds a traceback (an unexpected exception is a short 500; its
 traceback goes to the log).
 
+A running generation takes one control request, a Nemotron Desk extension: `POST
+/v1/chat/completions/{id}/answer_now` (or `/v1/completions/{id}/answer_now`), where id is the
+response id its stream carries. It ends the reasoning at the next token boundary by feeding the
+closing sequence, and the model goes on to answer in the same stream. 404 for an id that is not
+running (unknown or finished).
+
 Every request passes app.server.guard first (Host name, API key, body size); JSON bodies are parsed
 with the bounds of app.server.body (depth, text).
 """
@@ -93,6 +99,15 @@ def create_app(runner: EngineRunner, model_names: list[str], n_ctx: int, api_key
         return await _respond(runner, request, completion_request(body), ChunkMaker(body.model, chat=False),
                               body.stream, body.stream_options is not None and body.stream_options.include_usage)
 
+    @app.post("/v1/chat/completions/{completion_id}/answer_now")
+    @app.post("/v1/completions/{completion_id}/answer_now")
+    async def answer_now(completion_id: str) -> Any:
+        if not runner.answer_now(completion_id):
+            shown = completion_id if len(completion_id) <= 80 else completion_id[:80] + "…"
+            return error_body(404, f"No generation {shown!r} is running (it finished, or never existed).",
+                              "not_found_error", "completion_id")
+        return {"id": completion_id, "object": "answer_now", "status": "requested"}
+
     return app
 
 
@@ -137,7 +152,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 async def _respond(runner: EngineRunner, request: Request, gen: GenerationRequest, maker: ChunkMaker,
                    stream: bool, include_usage: bool, include_reasoning: bool = True) -> Any:
-    events = runner.events(gen)
+    events = runner.events(gen, maker.id)
     first = await anext(events)  # waited for here, so an immediate Error can still be an HTTP status
     if isinstance(first, Error):
         await events.aclose()

@@ -109,6 +109,9 @@ class _Sampling(_Strict):
     # The GUI's empty-answer guard: close the reasoning early so that a quarter of max_tokens (8 to
     # 512 tokens) stays for the answer. Off by default: max_tokens means what it means to OpenAI.
     keep_answer_room: bool = False
+    # Thinking-loop detection (a Nemotron Desk extension): "end" ends a reasoning that repeats itself,
+    # as answer now does. Off by default: an OpenAI client has no place to show a warning.
+    loop_detection: Literal["off", "warn", "end"] = "off"
 
     def stop_strings(self) -> tuple[str, ...]:
         if self.stop is None:

@@ -3,7 +3,9 @@
 Every front end (CLI, GUI, server) loads models and streams answers through this class. Events
 arrive as the worker produces them. `cancel()` may be called from any thread: the first call sets a
 flag the generation loop checks before every token; a second call while the answer is still running
-kills the worker. When the worker dies (a crash, an out-of-memory kill) the stream ends with an Error
+kills the worker. `answer_now()`, from any thread too, sets a second shared flag: the loop ends the
+reasoning before its next token by feeding the closing sequence, and the model answers. When the
+worker dies (a crash, an out-of-memory kill) the stream ends with an Error
 that says so, and the next request starts a fresh worker and reloads the same model; a worker that
 died while idle is noticed before the next command and takes the same path.
 
@@ -62,13 +64,15 @@ def _unsendable(command: str, exc: Exception) -> Error:
 
 
 class EngineClient:
-    """Owns the worker process. Methods are for one caller thread, except `cancel()` and `terminate()`."""
+    """Owns the worker process. Methods are for one caller thread, except `cancel()`, `answer_now()`
+    and `terminate()`."""
 
     def __init__(self) -> None:
         self._ctx = mp.get_context("spawn")
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._cancel = self._ctx.Event()
+        self._answer_now = self._ctx.Event()
         self._busy = threading.Event()
         # One command at a time, whichever thread asks (the GUI and the local server share one
         # engine); the others wait their turn. A plain Lock: a generator may be closed elsewhere.
@@ -90,7 +94,8 @@ class EngineClient:
             return
         self._discard_worker()
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=serve, args=(child, self._cancel), name="nemotron-engine", daemon=True)
+        process = self._ctx.Process(target=serve, args=(child, self._cancel, self._answer_now),
+                                    name="nemotron-engine", daemon=True)
         process.start()
         child.close()
         self._process, self._conn = process, parent
@@ -157,6 +162,17 @@ class EngineClient:
             self._killed_by_user = True
             self._process.kill()
 
+    def answer_now(self, owner: int | None = None) -> bool:
+        """End the running answer's reasoning at the next token boundary; the model then answers.
+
+        Returns whether a generation was running to take it (`owner` as for cancel). A reasoning that
+        is already over is left as it is. ReasoningEnded then says ReasoningEndCause.USER.
+        """
+        if not self._busy.is_set() or (owner is not None and owner != self._owner):
+            return False
+        self._answer_now.set()
+        return True
+
     def terminate(self) -> None:
         """Kill the worker now, from any thread (a server shutting down while an answer runs).
 
@@ -174,6 +190,7 @@ class EngineClient:
         with self._lock:
             self._owner = threading.get_ident()
             self._cancel.clear()
+            self._answer_now.clear()
             self._cancel_requests = 0
             self._killed_by_user = False
             self._forget_dead_worker()

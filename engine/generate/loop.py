@@ -8,6 +8,10 @@ engine's events. Cancellation is a flag checked before every token, so a cancel 
 one token. Reasoning closed by the budget is closed *in this sequence*: the closing tokens are fed
 into the backend like generated ones and the model goes on to answer.
 
+"Answer now" and the loop detector's "end" (engine/generate/steering.py) close the reasoning the
+same way, before the next token is sampled. The reasoning meter (ReasoningProgress) and loop
+warnings (LoopSuspected) are appended to the events as the reasoning streams.
+
 max_tokens is a hard limit: the closing tokens count inside it, and a closing that does not fit is
 cut where max_tokens ends. Stop strings are matched on the text as the model wrote it, reasoning
 and markers included (as vLLM and llama.cpp match them), before the reasoning is split off.
@@ -20,9 +24,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.api import Finished, FinishReason, GenerationEvent, SamplingParams, Usage
+from engine.api import Finished, FinishReason, GenerationEvent, ReasoningEndCause, SamplingParams, Usage
 from engine.backends.base import Backend
 from engine.generate.prefix_cache import PrefixCache
+from engine.generate.steering import Steering
 from engine.generate.text.budget import CLOSE_CUT, BudgetController
 from engine.generate.text.events import EventBuilder
 from engine.generate.text.utf8 import Utf8Stream
@@ -43,6 +48,7 @@ class LoopOptions:
     raw_text: bool = False  # stream the text as generated, markers included (completion APIs)
     tools: tuple[dict[str, Any], ...] = ()  # tool definitions: parse tool calls in the answer
     keep_answer_room: bool = True  # the budget's empty-answer guard
+    loop_detection: str = "off"  # off, warn or end (engine/generate/steering.py)
 
 
 class _Clock:
@@ -73,7 +79,8 @@ class _Clock:
 class _Run:
     """State of one generation; `step` handles one token. The text goes through the EventBuilder."""
 
-    def __init__(self, backend: Backend, options: LoopOptions, tokenize_closing: Callable[[str], list[int]]):
+    def __init__(self, backend: Backend, options: LoopOptions, tokenize_closing: Callable[[str], list[int]],
+                 steering: Steering | None = None):
         self.backend = backend
         self.params = options.sampling
         self.text = Utf8Stream()
@@ -82,7 +89,8 @@ class _Run:
                                   closing_length=len(tokenize_closing(CLOSE_CUT)),
                                   answer_room=options.keep_answer_room)
         self.events = EventBuilder(budget, starts_in_reasoning=options.starts_in_reasoning,
-                                   stops=self.params.stop, tools=options.tools, raw=options.raw_text)
+                                   stops=self.params.stop, tools=options.tools, raw=options.raw_text,
+                                   steering=steering)
 
     @property
     def in_reasoning(self) -> bool:
@@ -107,13 +115,23 @@ class _Run:
         closing = self.events.closing(self.tokens_left())
         if closing is not None:
             return [token, *self.force_close(closing, out)]
+        out.extend(self.events.progress())
         return [token]
 
-    def force_close(self, closing: str, out: list[GenerationEvent]) -> list[int]:
+    def steer(self, out: list[GenerationEvent]) -> list[int] | None:
+        """Answer now / the loop detector's end: the closing tokens to feed before the next token, or None."""
+        wanted = self.events.steer()
+        if wanted is None:
+            return None
+        closing, cause = wanted
+        return self.force_close(closing, out, cause)
+
+    def force_close(self, closing: str, out: list[GenerationEvent],
+                    cause: ReasoningEndCause | None = None) -> list[int]:
         """Feed the closing sequence as if generated; as much of it as max_tokens still allows."""
         ids = self.tokenize_closing(closing)[:max(0, self.tokens_left())]
         data = b"".join(self.backend.token_bytes(token) for token in ids)
-        out.extend(self.events.insert(self.text.feed(data), len(ids)))
+        out.extend(self.events.insert(self.text.feed(data), len(ids), cause=cause))
         return ids
 
     def finish(self, out: list[GenerationEvent]) -> None:
@@ -131,12 +149,15 @@ def generate_tokens(
     options: LoopOptions,
     cancel: CancelFlag,
     tokenize_closing: Callable[[str], list[int]],
+    answer_now: CancelFlag | None = None,
 ) -> Iterator[GenerationEvent]:
-    """Prefill `prompt` and generate until a stop, the length limit or a cancel."""
+    """Prefill `prompt` and generate until a stop, the length limit or a cancel.
+
+    `answer_now`, once set, ends the reasoning before the next token (the model then answers)."""
     clock = _Clock()
     cached = cache.prefill(prompt, options.checkpoint_at)
     clock.prefilled = time.perf_counter()
-    run = _Run(backend, options, tokenize_closing)
+    run = _Run(backend, options, tokenize_closing, Steering(answer_now, options.loop_detection))
     sampler = backend.make_sampler(options.sampling)
     reason = FinishReason.LENGTH
     try:
@@ -153,6 +174,9 @@ def generate_tokens(
                 break
             if run.tokens_left() <= 0:
                 break  # length
+            if (closing := run.steer(out)) is not None:
+                backend.feed(closing)
+                continue  # its events go out, and the limits are checked again
             token = backend.sample(sampler)
             if clock.first_token is None:
                 clock.first_token = time.perf_counter()

@@ -18,6 +18,11 @@ ends need no special case:
   That needs the model's template: the server's own (llama.cpp's /props) or the Nemotron template
   bundled with the engine.
 
+"Answer now" (a flag set from outside) stops the server's stream while it is in the reasoning and
+continues as the two-step budget does: the closing text appended to the rendered prompt, the answer
+from /v1/completions. It needs the rendered prompt (the model's template, as above); without one
+the flag is left unread and the reasoning runs its course.
+
 Token counts are the server's where it reports them; reasoning tokens are counted as streamed pieces
 (one token each on every server we know), which is what the budget is measured in; a request that
 ended for length counts its max_tokens. Known gap: with no tokenizer here, the closing the engine
@@ -45,6 +50,7 @@ from engine.api import (
     RemoteSpec,
 )
 from engine.generate.chat_format import ChatFormatter
+from engine.generate.steering import Steering
 from engine.generate.text.budget import CLOSE_CUT, BudgetController
 from engine.generate.text.events import EventBuilder
 from engine.generate.text.reasoning import THINK_CLOSE, prompt_opens_reasoning
@@ -142,14 +148,29 @@ class RemoteEngine:
 
     # -- generating ------------------------------------------------------------------------------
 
-    def generate(self, request: GenerationRequest, cancel: CancelFlag) -> Iterator[GenerationEvent]:
+    def generate(self, request: GenerationRequest, cancel: CancelFlag,
+                 answer_now: CancelFlag | None = None) -> Iterator[GenerationEvent]:
         """Stream one answer; raises EngineError (EngineSession turns it into an Error event)."""
         assert self.info is not None
         if request.prompt is not None:
             plan = _Plan(self, request, cancel, prompt=request.prompt, raw=True)
         else:
             plan = _Plan(self, request, cancel)
-        yield from plan.run(cancel)
+        yield from plan.run(cancel, answer_now)
+
+
+class _StopForAnswer:
+    """The flag a streamed request is read under: cancel, or answer now (or the loop detector's end)
+    while the reasoning runs."""
+
+    def __init__(self, cancel: CancelFlag, builder: EventBuilder) -> None:
+        self.cancel, self.builder = cancel, builder
+
+    def wanted(self) -> bool:
+        return self.builder.in_reasoning and self.builder.steering.wanted() is not None
+
+    def is_set(self) -> bool:
+        return self.cancel.is_set() or self.wanted()
 
 
 class _Plan:
@@ -186,21 +207,47 @@ class _Plan:
                                tools=request.tools, raw=raw)
         self.stream = ServerStream(builder, thinking=request.thinking or raw)
 
-    def run(self, cancel: CancelFlag) -> Iterator[GenerationEvent]:
+    def run(self, cancel: CancelFlag, answer_now: CancelFlag | None = None) -> Iterator[GenerationEvent]:
         stream = self.stream
+        # Answer now needs the rendered prompt to continue the text after the closing.
+        # (so without one, a loop detector set to end only warns).
+        mode = self.request.loop_detection
+        if mode == "end" and self.prompt is None:
+            mode = "warn"
+        stream.builder.steering = Steering(answer_now if self.prompt is not None else None, mode)
+        flag = _StopForAnswer(cancel, stream.builder)
         if self.server_budget == 0 and stream.builder.in_reasoning:
             # The server closes the reasoning before the first token (the rule's decision, wherever
             # it is applied) and streams only the answer; a closing it streams as text is dropped.
             yield from stream.builder.insert(THINK_CLOSE, 0)
         if self.client_budget is not None and self.prompt is not None:
-            reason = yield from self._client_rule(cancel)
+            reason = yield from self._client_rule(flag)
         else:
-            reason, _ = yield from self._step(cancel, self.max_tokens, first=True)
+            reason, _ = yield from self._step(flag, self.max_tokens, first=True)
+        if flag.wanted() and not cancel.is_set():
+            reason = yield from self._answer_now(flag)
         if cancel.is_set():
             reason = FinishReason.CANCELLED
         yield from stream.finish()
         yield stream.usage()
         yield Finished(stream.builder.final_reason(reason, stream.server_calls))
+
+    def _answer_now(self, flag: _StopForAnswer) -> Generator[GenerationEvent, None, FinishReason]:
+        """The stream was left for answer now (or the loop detector's end): the closing written into
+        the text as the budget's is, then the answer continued through /v1/completions."""
+        builder = self.stream.builder
+        wanted = builder.steer()
+        if wanted is None:
+            return FinishReason.LENGTH
+        closing, cause = wanted
+        yield from builder.insert(closing, 0, cause=cause)  # no tokenizer here: counted as 0 tokens
+        if builder.stopped:
+            return FinishReason.STOP
+        left = self.max_tokens - self.stream.generated
+        if left <= 0:
+            return FinishReason.LENGTH
+        reason, _ = yield from self._step(flag.cancel, left)
+        return reason
 
     def _client_rule(self, cancel: CancelFlag) -> Generator[GenerationEvent, None, FinishReason]:
         """The budget rule applied here, for a server that cannot apply it: the model card's method.

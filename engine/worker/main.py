@@ -79,11 +79,16 @@ def watch_parent() -> None:
     threading.Thread(target=wait_for_parent, name="parent-watch", daemon=True).start()
 
 
-def serve(conn: Connection, cancel: Any) -> None:
-    """The worker's main loop: one command at a time, events streamed back as they happen."""
+def serve(conn: Connection, cancel: Any, answer_now: Any = None) -> None:
+    """The worker's main loop: one command at a time, events streamed back as they happen.
+
+    `cancel` and `answer_now` are events shared with the app: the running generation reads them
+    before every token, so neither waits for the pipe or for the command to end."""
     watch_parent()
     # Ctrl-C in a terminal reaches the whole process group; the app decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGQUIT"):  # Ctrl-\\ too: the terminal chat's "answer now" key
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
     session = EngineSession()
     while True:
         try:
@@ -94,7 +99,7 @@ def serve(conn: Connection, cancel: Any) -> None:
             break
         out = EventBatcher(conn)
         try:
-            _run(session, command, payload, out, cancel)
+            _run(session, command, payload, out, cancel, answer_now)
         except (BrokenPipeError, EOFError):
             break
         except Exception as exc:  # a bug of ours: report it, keep the worker usable
@@ -114,13 +119,14 @@ def internal_error(exc: BaseException) -> Error:
                  "internal")
 
 
-def _run(session: EngineSession, command: str, payload: Any, out: EventBatcher, cancel: Any) -> None:
+def _run(session: EngineSession, command: str, payload: Any, out: EventBatcher, cancel: Any,
+         answer_now: Any = None) -> None:
     if command == "load":
         for event in session.load(payload):
             out.send(event)
             out.flush()  # loading is slow and rare: every step is worth showing at once
     elif command == "generate":
-        for event in session.generate(payload, cancel):
+        for event in session.generate(payload, cancel, answer_now):
             out.send(event)
     elif command == "unload":
         session.unload()

@@ -195,10 +195,12 @@ class EngineSession:
         assert self.backend is not None
         return self.backend.tokenize(text, special=special)
 
-    def generate(self, request: GenerationRequest, cancel: CancelFlag | None = None) -> Iterator[GenerationEvent]:
+    def generate(self, request: GenerationRequest, cancel: CancelFlag | None = None,
+                 answer_now: CancelFlag | None = None) -> Iterator[GenerationEvent]:
+        """Stream one answer. `answer_now`, once set, ends the reasoning at the next token boundary."""
         if self.remote is not None:
             try:
-                yield from self.remote.generate(request, cancel or _NeverCancelled())
+                yield from self.remote.generate(request, cancel or _NeverCancelled(), answer_now)
             except EngineError as exc:
                 yield Error(exc.message, exc.action, exc.kind)
             except RenderCancelled:
@@ -208,7 +210,7 @@ class EngineSession:
             yield Error("No model is loaded.", "Load a model first.", "no_model")
             return
         try:
-            yield from self._generate(request, cancel or _NeverCancelled())
+            yield from self._generate(request, cancel or _NeverCancelled(), answer_now)
         except RenderCancelled:  # while the template was still rendering the prompt
             yield from _cancelled_before_start()
         except EngineError as exc:
@@ -226,7 +228,8 @@ class EngineSession:
                         "Try again; if it repeats, reload the model with a smaller context or fewer GPU layers.",
                         "backend")
 
-    def _generate(self, request: GenerationRequest, cancel: CancelFlag) -> Iterator[GenerationEvent]:
+    def _generate(self, request: GenerationRequest, cancel: CancelFlag,
+                  answer_now: CancelFlag | None) -> Iterator[GenerationEvent]:
         backend, formatter, cache = self.backend, self.formatter, self.cache
         assert backend is not None and formatter is not None and cache is not None
         tokenize = PromptBound(backend)
@@ -260,7 +263,8 @@ class EngineSession:
             raw_text=request.prompt is not None or not request.split_reasoning,
             tools=request.tools,
             keep_answer_room=request.keep_answer_room,
+            loop_detection=request.loop_detection,
         )
         closing = lambda text: formatter.tokenize_text(text, self.tokenize)  # noqa: E731
-        yield from generate_tokens(backend, cache, tokens, options, cancel, closing)
+        yield from generate_tokens(backend, cache, tokens, options, cancel, closing, answer_now)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -181,3 +182,27 @@ def test_a_prompt_that_is_not_unicode_is_an_error_not_a_traceback() -> None:
     result = run("chat", "-p", "a\udcffb", "--threads", "2")
     assert result.returncode == 1
     assert "messages[0].content holds a lone surrogate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_backslash_answers_now(tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-\\ (SIGQUIT from the terminal, to the whole process group) while the tiny Nemotron thinks:
+    the reasoning ends, the model answers, and neither the program nor its engine process dies."""
+    proc = subprocess.Popen([*cli(), "chat", "--model", str(tiny_nemotron.gguf_path), "--threads", "2",
+                             "--max-tokens", "2000", "--seed", "3", "-p", "Why is the sky blue?"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, start_new_session=True)
+    assert proc.stderr is not None
+    seen = ""
+    while "Thinking…" not in seen:  # the reasoning is streaming
+        seen += proc.stderr.readline()
+    proc.stderr.read(40)
+    os.killpg(proc.pid, signal.SIGQUIT)  # as the terminal sends it: to the app and its engine process
+    line = ""
+    while "[thought for" not in line:
+        line = proc.stderr.readline()
+        assert line, "the reasoning never ended"
+    assert "ended by you" in line
+    out, err = proc.communicate(timeout=300)  # the answer runs to --max-tokens: the random model never stops
+    assert proc.returncode == 0, err
+    assert out.strip(), "the model answered after Ctrl-\\"
+    assert "Error" not in err

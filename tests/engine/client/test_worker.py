@@ -234,3 +234,34 @@ def _alive(pid: int) -> bool:
             return stat.read().rpartition(")")[2].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_answer_now_reaches_the_running_loop(tiny_nemotron) -> None:  # type: ignore[no-untyped-def]
+    """EngineClient.answer_now() from another thread, while the worker streams the tiny Nemotron's
+    reasoning: the reasoning ends (cause user) and the answer follows in the same generation."""
+    from engine.api import ReasoningDelta, ReasoningEndCause, ReasoningEnded
+
+    with EngineClient() as c:
+        events = list(c.load(LoadSpec(str(tiny_nemotron.gguf_path),
+                                      LlamaLoadOptions(n_ctx=4096, n_threads=2, n_gpu_layers=0))))
+        assert isinstance(events[-1], ModelInfo), events
+        assert not c.answer_now()  # nothing running: nothing to end
+        request = GenerationRequest((Message("user", "Why is the sky blue?"),), keep_answer_room=False,
+                                    sampling=SamplingParams(seed=2, max_tokens=3000, ignore_eos=True))
+        seen, taken = 0, []
+        out = []
+        for event in c.generate(request):
+            out.append(event)
+            seen += isinstance(event, ReasoningDelta)
+            if seen == 3 and not taken:
+                thread = threading.Thread(target=lambda: taken.append(c.answer_now()))
+                thread.start()
+                thread.join()
+        answer = collect(out)
+        (ended,) = [e for e in out if isinstance(e, ReasoningEnded)]
+        assert taken == [True] and ended.cause is ReasoningEndCause.USER
+        assert ended.reasoning_tokens < 3000 and answer.usage.answer_tokens == 3000 - ended.reasoning_tokens
+        # the next generation starts with the flag down: it reasons as usual
+        again = collect(c.generate(GenerationRequest(request.messages, keep_answer_room=False,
+                                                     sampling=SamplingParams(seed=2, max_tokens=40, ignore_eos=True))))
+        assert not again.ended and again.usage.reasoning_tokens == 40

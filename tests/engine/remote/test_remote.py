@@ -392,3 +392,30 @@ def test_cancel_while_the_server_has_not_answered_yet() -> None:
     finally:
         _Busy.release.set()
         server.shutdown()
+
+
+def test_answer_now_stops_the_stream_and_continues_with_the_closing(ours: LiveServer) -> None:
+    """The remote engine's answer now: the server's stream is closed while it reasons, and the answer
+    comes from /v1/completions on the rendered prompt plus the reasoning and the closing."""
+    from engine.api import ReasoningEndCause
+
+    session = connect(ours.base_url, api_key="s3cret")
+    before = len(ours.runner.finished)
+    answer_now = threading.Event()
+    request = GenerationRequest(QUESTION, keep_answer_room=False,
+                                sampling=SamplingParams(max_tokens=400, seed=1, ignore_eos=True))
+    events, seen = [], 0
+    for event in session.generate(request, None, answer_now):
+        events.append(event)
+        seen += isinstance(event, ReasoningDelta)
+        if seen == 5:
+            answer_now.set()
+    answer = collect(events)
+    (ended,) = answer.ended
+    assert ended.cause is ReasoningEndCause.USER and not ended.by_budget
+    assert ended.reasoning_tokens < 400 and answer.content.strip()
+    assert answer.finish is FinishReason.LENGTH
+    # two requests: the reasoning's (closed by the client; whether the server saw that before it had
+    # written all its tokens depends on speed, hence a short max_tokens: the continuation waits for
+    # it) and the answer's continuation
+    wait_for(lambda: len(ours.runner.finished) == before + 2)
