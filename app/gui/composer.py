@@ -9,9 +9,15 @@ Signals:
     stopRequested()          Stop (the button or Esc)
     regenerateRequested()    a new answer to the last question
     cancelEditRequested()    leave editing an earlier question
+    editLastRequested()      Up in an empty message box: edit the last question
+
+Keyboard: Tab and Shift+Tab move the focus out of the message box (to Think, the budget, the preset,
+Send), as in every form; a literal tab, rarely wanted in a chat message, is Ctrl+Tab.
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 from app.gui.qt import (
     QAccessible,
@@ -73,14 +79,26 @@ THINK_TIP = "Let the model reason before it answers"
 
 
 class MessageInput(QPlainTextEdit):
-    """Enter sends, Shift+Enter starts a new line."""
+    """Enter sends, Shift+Enter starts a new line; Tab moves the focus on, Ctrl+Tab types a tab; Up in
+    an empty box asks to edit the last question."""
 
     submitted = Signal()
+    editLastRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTabChangesFocus(True)
 
     def keyPressEvent(self, event) -> None:  # type: ignore[no-untyped-def]
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
-                event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+        key, mods = event.key(), event.modifiers()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not mods & Qt.KeyboardModifier.ShiftModifier:
             self.submitted.emit()
+            return
+        if key == Qt.Key.Key_Tab and mods & Qt.KeyboardModifier.ControlModifier:
+            self.insertPlainText("\t")
+            return
+        if key == Qt.Key.Key_Up and not mods and not self.toPlainText():
+            self.editLastRequested.emit()
             return
         super().keyPressEvent(event)
 
@@ -90,6 +108,7 @@ class Composer(QWidget):
     stopRequested = Signal()
     regenerateRequested = Signal()
     cancelEditRequested = Signal()
+    editLastRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -159,6 +178,8 @@ class Composer(QWidget):
         layout.addWidget(self.input)
         layout.addLayout(row)
         self.input.submitted.connect(self._send)
+        self.input.editLastRequested.connect(self.editLastRequested)
+        self._tab_order()
         self.send.clicked.connect(self._send)
         self.stop.clicked.connect(self.stopRequested)
         self.budget.valueChanged.connect(self._show_budget)
@@ -170,6 +191,13 @@ class Composer(QWidget):
         self._show_preset()
         self.show_editing(False)
         self.set_busy(False)
+
+    def _tab_order(self) -> None:
+        """From the message box: Think, the budget, the sampling, then Send, Stop, Regenerate."""
+        chain = (self.input, self.think, self.budget, self.preset, self.temperature, self.top_p, self.send,
+                 self.stop, self.regenerate, self.cancel_edit)
+        for first, second in pairwise(chain):
+            QWidget.setTabOrder(first, second)
 
     # -- the loaded model ------------------------------------------------------------------------
 

@@ -1,0 +1,155 @@
+"""Issue 16, items 6, 8 and 9: the keyboard reaches everything, the layout fits half a laptop screen
+and keeps its place, deleted chats are undone one by one. Real widgets, offscreen; the window has
+no model loaded (nothing here needs an answer) except where a test sends one through the tiny GGUF."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QPlainTextEdit, QWidget
+
+from app.gui.bridge import EngineBridge
+from app.gui.main_window import MainWindow
+from app.store import ChatStore
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+SHIFT = Qt.KeyboardModifier.ShiftModifier
+
+
+def chat(store: ChatStore, title: str, turns: list[tuple[str, str]]) -> int:
+    conversation = store.create(title)
+    for question, answer in turns:
+        store.add(conversation, "user", question)
+        store.add(conversation, "assistant", answer)
+    return conversation
+
+
+@pytest.fixture
+def bare(qtbot, store: ChatStore) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
+    """The window with no model: the keyboard and the layout do not need one."""
+    win = MainWindow(EngineBridge(), store)
+    qtbot.addWidget(win)
+    win.show()
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow)
+    yield win
+    win.close()
+
+
+def focus(qtbot, widget: QWidget) -> None:  # type: ignore[no-untyped-def]
+    widget.setFocus()
+    qtbot.waitUntil(widget.hasFocus)
+
+
+# -- 6. keyboard ----------------------------------------------------------------------------------
+
+def test_tab_leaves_the_message_box_and_reaches_think_budget_and_send(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    composer = bare.composer
+    focus(qtbot, composer.input)
+    reached = []
+    for _ in range(8):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        reached.append(QApplication.focusWidget())
+        if reached[-1] is composer.send:
+            break
+    assert composer.input.toPlainText() == ""  # no tab typed
+    assert reached[:3] == [composer.think, composer.budget, composer.preset] and reached[-1] is composer.send
+    qtbot.keyClick(composer.send, Qt.Key.Key_Tab, SHIFT)
+    assert QApplication.focusWidget() is reached[-2]
+    focus(qtbot, composer.input)
+    qtbot.keyClick(composer.input, Qt.Key.Key_Tab, CTRL)  # the literal tab, for whoever wants one
+    assert composer.input.toPlainText() == "\t" and composer.input.hasFocus()
+
+
+def test_enter_in_the_chat_list_opens_the_chat(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    older = chat(bare.store, "Bread", [("How is bread made?", "Flour, water, salt, yeast.")])
+    chat(bare.store, "Sky", [("Why is the sky blue?", "Rayleigh scattering.")])
+    bare.sidebar.model.refresh()
+    listing = bare.sidebar.list
+    focus(qtbot, listing)
+    listing.setCurrentIndex(listing.model().index(0, 0))
+    qtbot.keyClick(listing, Qt.Key.Key_Down)
+    qtbot.keyClick(listing, Qt.Key.Key_Return)
+    assert bare.conversation_id == older
+
+
+def test_the_system_prompt_dialog_is_confirmed_with_ctrl_enter(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    def type_and_confirm() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None or not dialog.isActiveWindow():  # exec() has not shown it yet
+            if dialog is not None:
+                dialog.activateWindow()
+            QTimer.singleShot(10, type_and_confirm)
+            return
+        edit = dialog.findChild(QPlainTextEdit)
+        focused.append(edit is not None and dialog.focusWidget() is edit)
+        if edit is not None:
+            qtbot.keyClicks(edit, "Answer in French.")
+            qtbot.keyClick(edit, Qt.Key.Key_Return, CTRL)
+        QTimer.singleShot(0, lambda: dialog.isVisible() and dialog.reject())  # not confirmed: fail, not hang
+
+    focused: list[bool] = []
+
+    QTimer.singleShot(0, type_and_confirm)
+    bare._edit_system_prompt()
+    assert focused == [True]
+    assert bare.controller.system_prompt() == "Answer in French."
+
+
+def test_ctrl_q_quits(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    focus(qtbot, bare.composer.input)
+    qtbot.keyClick(bare.composer.input, Qt.Key.Key_Q, CTRL)
+    assert not bare.isVisible()
+
+
+def test_delete_key_in_the_list_deletes_and_ctrl_z_brings_it_back(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    chat(bare.store, "Bread", [("How is bread made?", "Flour.")])
+    bare.sidebar.model.refresh()
+    listing = bare.sidebar.list
+    focus(qtbot, listing)
+    listing.setCurrentIndex(listing.model().index(0, 0))
+    qtbot.keyClick(listing, Qt.Key.Key_Delete)
+    assert listing.model().rowCount() == 0 and bare.undo.isVisible()
+    qtbot.keyClick(listing, Qt.Key.Key_Z, CTRL)
+    assert listing.model().rowCount() == 1 and not bare.undo.isVisible()
+
+
+def test_shortcuts_for_regenerate_edit_and_copy(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    conversation = chat(bare.store, "Sky", [("Why is the sky blue?", "Rayleigh scattering.")])
+    bare.sidebar.model.refresh()
+    bare.open_conversation(conversation)
+    asked: list[object] = []
+    bare.controller.regenerate = lambda settings: asked.append(settings) or False  # type: ignore[method-assign]
+    box = bare.composer.input
+    focus(qtbot, box)
+    qtbot.keyClick(box, Qt.Key.Key_R, CTRL)
+    assert len(asked) == 1  # Ctrl+R asks for a new answer (the engine is not needed to see that)
+    qtbot.keyClick(box, Qt.Key.Key_C, CTRL | SHIFT)
+    assert QGuiApplication.clipboard().text() == "Rayleigh scattering."
+    qtbot.keyClick(box, Qt.Key.Key_Up)  # Up in an empty box: edit the last question
+    assert box.toPlainText() == "Why is the sky blue?" and bare.composer.editing.isVisible()
+    bare.controller.cancel_edit()
+    box.clear()
+    qtbot.keyClick(box, Qt.Key.Key_E, CTRL)
+    assert box.toPlainText() == "Why is the sky blue?"
+    qtbot.keyClick(box, Qt.Key.Key_Up)  # not empty: Up moves the cursor, as always
+    assert box.toPlainText() == "Why is the sky blue?"
+
+
+def test_menus_have_mnemonics_and_show_their_shortcuts(bare: MainWindow) -> None:
+    menus = [a.menu() for a in bare.menuBar().actions()]
+    assert [m.title() for m in menus][:2] == ["&File", "&Conversation"]
+    shortcuts = {}
+    for menu in menus:
+        assert "&" in menu.title()
+        for action in menu.actions():
+            if not action.isSeparator():
+                assert "&" in action.text(), action.text()
+                shortcuts[action.text().replace("&", "")] = action.shortcut().toString()
+    assert shortcuts["Quit"] == "Ctrl+Q" and shortcuts["Regenerate answer"] == "Ctrl+R"
+    assert shortcuts["Edit last question"] == "Ctrl+E" and shortcuts["Copy last answer"] == "Ctrl+Shift+C"
+    assert shortcuts["Delete chat"] == "Del" and shortcuts["Undo delete"] == "Ctrl+Z"
+    assert shortcuts["New chat"] == "Ctrl+N"
