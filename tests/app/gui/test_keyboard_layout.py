@@ -153,3 +153,64 @@ def test_menus_have_mnemonics_and_show_their_shortcuts(bare: MainWindow) -> None
     assert shortcuts["Edit last question"] == "Ctrl+E" and shortcuts["Copy last answer"] == "Ctrl+Shift+C"
     assert shortcuts["Delete chat"] == "Del" and shortcuts["Undo delete"] == "Ctrl+Z"
     assert shortcuts["New chat"] == "Ctrl+N"
+
+
+# -- 9. delete and undo ---------------------------------------------------------------------------
+
+def titles(win: MainWindow) -> list[str]:
+    model = win.sidebar.model
+    return [model.index(i).data() for i in range(model.rowCount())]
+
+
+def test_every_delete_is_undone_newest_first(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    ids = [chat(bare.store, name, [(f"About {name}?", "Yes.")]) for name in ("A", "B", "C")]
+    bare.sidebar.model.refresh()
+    for conversation in ids:
+        bare.sidebar.delete(conversation)
+    assert titles(bare) == [] and bare.undo.isVisible() and "+2 more" in bare.undo.text()
+    qtbot.mouseClick(bare.undo, Qt.MouseButton.LeftButton)
+    assert titles(bare) == ["C"]
+    focus(qtbot, bare.sidebar.list)
+    qtbot.keyClick(bare.sidebar.list, Qt.Key.Key_Z, CTRL)
+    assert sorted(titles(bare)) == ["B", "C"] and bare.undo.isVisible()
+    qtbot.keyClick(bare.sidebar.list, Qt.Key.Key_Z, CTRL)
+    assert sorted(titles(bare)) == ["A", "B", "C"] and not bare.undo.isVisible()
+
+
+def test_an_earlier_delete_running_out_leaves_the_later_offer(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    first = chat(bare.store, "First", [("One?", "One.")])
+    second = chat(bare.store, "Second", [("Two?", "Two.")])
+    bare.sidebar.model.refresh()
+    bare.deleted_chats.seconds = 0.05  # the first offer runs out at once ...
+    bare.sidebar.delete(first)
+    bare.deleted_chats.seconds = 60  # ... the second's does not
+    bare.sidebar.delete(second)
+
+    qtbot.waitUntil(lambda: first not in bare.store.deleted())
+    with pytest.raises(KeyError):
+        bare.store.get(first)  # gone for good when its own undo ran out, messages too
+    assert not bare.store.path(first)
+    assert bare.undo.isVisible() and "+" not in bare.undo.text()
+    qtbot.mouseClick(bare.undo, Qt.MouseButton.LeftButton)
+    assert titles(bare) == ["Second"] and not bare.undo.isVisible()
+
+
+def test_what_is_still_deleted_goes_at_exit_and_after_a_crash(qtbot, store: ChatStore) -> None:  # type: ignore[no-untyped-def]
+    win = MainWindow(EngineBridge(), store)
+    qtbot.addWidget(win)
+    kept = chat(store, "Kept", [("Keep?", "Yes.")])
+    gone = chat(store, "Gone", [("Go?", "Yes.")])
+    win.sidebar.model.refresh()
+    win.sidebar.delete(gone)
+    assert store.get(gone).title == "Gone"  # hidden, still there while Undo is offered
+    win.close()
+    with pytest.raises(KeyError):
+        store.get(gone)
+    crashed = chat(store, "Crashed", [("Crash?", "Yes.")])
+    store.set_delete(crashed)  # a kill while its Undo was offered
+    again = MainWindow(EngineBridge(), store)
+    qtbot.addWidget(again)
+    with pytest.raises(KeyError):
+        store.get(crashed)
+    assert titles(again) == ["Kept"] and store.get(kept).title == "Kept"
+    again.close()
