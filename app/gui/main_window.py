@@ -18,6 +18,7 @@ from app.gui.bridge import EngineBridge
 from app.gui.chat_view import ChatView, empty_hint
 from app.gui.composer import Composer
 from app.gui.download_host import Downloads
+from app.gui.elided_label import ElidedLabel
 from app.gui.handoff import Handoff
 from app.gui.load_dialog import LoadSettingsDialog, saved_spec
 from app.gui.markdown import MarkdownRenderer
@@ -67,7 +68,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.sidebar)
         layout.addLayout(right, 1)
         self.setCentralWidget(central)
-        self.status = QLabel("No model loaded", self)
+        self.status: QLabel = ElidedLabel("No model loaded", self)  # full text in its tooltip and for a reader
         self.undo = QPushButton("Undo delete", self)
         self.undo.hide()
         self.api: ApiServer | None = None

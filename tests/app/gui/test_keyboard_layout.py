@@ -214,3 +214,44 @@ def test_what_is_still_deleted_goes_at_exit_and_after_a_crash(qtbot, store: Chat
         store.get(crashed)
     assert titles(again) == ["Kept"] and store.get(kept).title == "Kept"
     again.close()
+
+
+# -- 8. layout ------------------------------------------------------------------------------------
+
+def inside(child: QWidget, parent: QWidget) -> bool:
+    top_left = child.mapTo(parent, child.rect().topLeft())
+    return parent.rect().contains(top_left) and parent.rect().contains(top_left + child.rect().bottomRight())
+
+
+def test_the_window_fits_half_a_laptop_screen_with_every_control_whole(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    bare.resize(640, 600)
+    qtbot.waitUntil(lambda: bare.width() == 640)
+    composer = bare.composer
+    for preset in range(composer.preset.count()):  # the custom temperature and top-p too
+        composer.preset.setCurrentIndex(preset)
+        QApplication.processEvents()
+        shown = [w for w in composer.findChildren(QWidget) if w.isVisible() and w.parent() is composer]
+        assert shown and all(inside(w, composer) for w in shown)
+        assert all(w.width() >= w.minimumSizeHint().width() for w in shown if w is not composer.budget)
+        assert composer.budget.width() >= 96  # a slider, not a nub
+    assert inside(composer, bare) and bare.sidebar.width() >= 160
+
+
+def test_the_window_does_not_widen_itself(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    bare.resize(1100, 760)
+    qtbot.waitUntil(lambda: bare.width() == 1100)
+    long_status = ("Nemotron-3-Nano-30B-A3B-UD-Q4_K_XL · llama.cpp · Q4_K_XL · GPU layers 99 · context 131072 · "
+                   "used 4096/131072 · 48.3 tok/s · first token 0.21 s")
+    bare.status.setText(long_status)
+    bare.announcer.say("Chat deleted. Undo delete is offered in the status bar.")
+    bare.composer.presets.insert(0, ("This model (temperature 0.6, top-p 0.95, from its own generation config)",
+                                     0.6, 0.95))
+    bare.composer.preset.insertItem(0, bare.composer.presets[0][0])
+    bare.composer.preset.setCurrentIndex(0)
+    bare.composer.set_budget(10**6)  # the widest budget text
+    QApplication.processEvents()
+    assert bare.width() == 1100
+    bare.composer.preset.setCurrentIndex(bare.composer.preset.count() - 1)  # Custom: temperature, top-p
+    QApplication.processEvents()
+    assert bare.width() == 1100
+    assert bare.status.text() == long_status  # all of it, for the tooltip and a screen reader
