@@ -8,6 +8,7 @@ window is already usable, with progress in the status line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from app.controller import ConversationController, Shown, TurnSettings
@@ -282,7 +283,8 @@ class MainWindow(QMainWindow):
 
     # -- model -----------------------------------------------------------------------------------
 
-    def _action(self, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:  # type: ignore[no-untyped-def]
+    def _action(self, text: str, slot: Callable[[], object],
+                shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None) -> QAction:
         """A menu action with a mnemonic in `text`; its shortcut shows beside it in the menu."""
         action = QAction(text, self)
         if shortcut is not None:

@@ -255,3 +255,44 @@ def test_the_window_does_not_widen_itself(qtbot, bare: MainWindow) -> None:  # t
     QApplication.processEvents()
     assert bare.width() == 1100
     assert bare.status.text() == long_status  # all of it, for the tooltip and a screen reader
+
+
+def test_the_open_chat_stays_highlighted_and_long_titles_elide(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    long_title = "A very long question about the history of bread making in the Fertile Crescent " * 3
+    older = chat(bare.store, long_title, [("Bread?", "Yes.")])
+    other = chat(bare.store, "Sky", [("Sky?", "Blue.")])
+    bare.sidebar.model.refresh()
+    listing = bare.sidebar.list
+    model = bare.sidebar.model
+    qtbot.mouseClick(listing.viewport(), Qt.MouseButton.LeftButton, pos=listing.visualRect(model.index(1)).center())
+    assert bare.conversation_id == older
+
+    def highlighted() -> int | None:
+        rows = listing.selectionModel().selectedRows()
+        return rows[0].data(model.IdRole) if len(rows) == 1 else None
+
+    assert highlighted() == older
+    bare.conversations_changed(older)  # what every answer's end does
+    assert highlighted() == older
+    bare.sidebar.search.setText("Sky")
+    bare.sidebar.search.clear()
+    assert highlighted() == older
+    bare.sidebar.delete(other)
+    assert highlighted() == older
+    row = model.index(model.row_of(older))
+    assert listing.horizontalScrollBar().maximum() == 0  # no sideways scrolling for a long title ...
+    assert listing.visualRect(row).width() <= listing.viewport().width()  # ... it ends in "…"
+    assert row.data(Qt.ItemDataRole.ToolTipRole) == long_title
+
+
+def test_item_models_pass_the_model_tester(qtmodeltester, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    for title in ("Bread", "Sky", "x" * 300):
+        chat(bare.store, title, [("Q?", "A.")])
+    model = bare.sidebar.model
+    model.refresh()
+    qtmodeltester.check(model)
+    bare.sidebar.select(model.index(0).data(model.IdRole))
+    model.refresh("Sky")
+    qtmodeltester.check(model)
+    model.refresh("")
+    assert model.rowCount() == 3
