@@ -296,3 +296,25 @@ def test_item_models_pass_the_model_tester(qtmodeltester, bare: MainWindow) -> N
     qtmodeltester.check(model)
     model.refresh("")
     assert model.rowCount() == 3
+
+
+def test_the_connect_dialogs_error_wraps_below_its_row(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.connect_dialog import ConnectDialog
+    from engine.services.secrets import SecretStore
+
+    dialog = ConnectDialog(None, SecretStore(service="nemotron-desk-tests"))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.resize(420, dialog.height())
+    dialog.url.setText("http://127.0.0.1:1/v1")  # nothing listens on port 1: refused at once, no network
+    before = dialog.message.text()
+    dialog.test.click()
+    qtbot.waitUntil(lambda: dialog.test.isEnabled() and dialog.message.text() != before, timeout=20_000)
+    QApplication.processEvents()
+    message = dialog.message
+    assert message.fontMetrics().horizontalAdvance(message.text()) > message.width()  # long enough to wrap
+    assert message.height() >= message.heightForWidth(message.width())  # every line shown
+    top = message.mapTo(dialog, message.rect().topLeft()).y()
+    row_bottom = dialog.test.mapTo(dialog, dialog.test.rect().bottomLeft()).y()
+    buttons_top = dialog.buttons.mapTo(dialog, dialog.buttons.rect().topLeft()).y()
+    assert row_bottom < top and top + message.height() <= buttons_top  # neither over the row above nor below
