@@ -318,3 +318,26 @@ def test_the_connect_dialogs_error_wraps_below_its_row(qtbot) -> None:  # type: 
     row_bottom = dialog.test.mapTo(dialog, dialog.test.rect().bottomLeft()).y()
     buttons_top = dialog.buttons.mapTo(dialog, dialog.buttons.rect().topLeft()).y()
     assert row_bottom < top and top + message.height() <= buttons_top  # neither over the row above nor below
+
+
+def test_an_opened_thinking_pane_keeps_its_height_while_the_answer_streams(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.messages import AssistantMessage
+    from engine.api import ContentDelta, ReasoningDelta, ReasoningEnded
+
+    bare.resize(900, 600)
+    message = AssistantMessage(bare.renderer)
+    bare.chat.add(message)
+    message.apply([ReasoningDelta(f"Step {i}: weigh the options.\n", i) for i in range(40)])
+    pane = message.thinking
+    pane.header.click()  # the person folds it ...
+    pane.header.click()  # ... and opens it again: it stays open
+    message.apply([ReasoningEnded(False, 40)])
+    QApplication.processEvents()
+    qtbot.waitUntil(lambda: pane.body.height() > 100)
+    opened = pane.body.height()
+    for i in range(60):  # an answer far taller than the chat
+        message.apply([ContentDelta(f"Paragraph {i} of the answer, long enough to take a line.\n\n")])
+        QApplication.processEvents()
+        assert pane.body.height() == opened
+    qtbot.waitUntil(lambda: bare.chat.verticalScrollBar().maximum() > 0)
+    assert pane.body.isVisible() and pane.body.height() == opened
