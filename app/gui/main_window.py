@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         self.store = store
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
         self.current: AssistantMessage | None = None  # the answer streaming now
+        self._keep_scroll: int | None = None  # while a version switch redraws: the reading position
         self.model_path: str | None = None  # what was loaded last (None: the demo), for a reload
         self.model_text = ""
         self.sidebar = Sidebar(store, self)
@@ -155,7 +156,12 @@ class MainWindow(QMainWindow):
             self.announcer.say("Copied the last answer.")
 
     def switch_branch(self, message_id: int) -> None:
-        self.controller.switch_branch(message_id)
+        """Show another version (‹ ›) where the person is reading, not at the bottom."""
+        self._keep_scroll = self.chat.verticalScrollBar().value()
+        try:
+            self.controller.switch_branch(message_id)
+        finally:
+            self._keep_scroll = None
 
     def new_chat(self) -> None:
         if self.controller.new_chat():
@@ -228,7 +234,7 @@ class MainWindow(QMainWindow):
 
     def show_branch(self, messages: list[Shown]) -> None:
         """Show the conversation's current branch, with ‹ › where a message has versions."""
-        self.chat.clear()
+        self.chat.clear(keep=self._keep_scroll)
         for shown in messages:
             m = shown.message
             if m.role == "user":
@@ -242,6 +248,7 @@ class MainWindow(QMainWindow):
     def question_added(self, question: Shown) -> None:
         self.chat.add(UserMessage(question.message.content))
         self._add_tools(question)
+        self.chat.follow_bottom()  # however far up the person was reading: their message comes into view
 
     def answer_started(self) -> None:
         self.current = AssistantMessage(self.renderer)

@@ -341,3 +341,54 @@ def test_an_opened_thinking_pane_keeps_its_height_while_the_answer_streams(qtbot
         assert pane.body.height() == opened
     qtbot.waitUntil(lambda: bare.chat.verticalScrollBar().maximum() > 0)
     assert pane.body.isVisible() and pane.body.height() == opened
+
+
+LONG = "\n\n".join(f"Paragraph {i}: a line of the answer that takes some room on the screen." for i in range(30))
+
+
+def test_switching_a_version_keeps_the_reading_position(qtbot, bare: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.branches import MessageTools
+
+    store = bare.store
+    conversation = chat(store, "Versions", [("First question?", LONG)])
+    question = store.add(conversation, "user", "Second question?")
+    store.add(conversation, "assistant", "Version one.\n\n" + LONG)
+    store.add(conversation, "assistant", "Version two.\n\n" + LONG, parent_id=question)
+    bare.sidebar.model.refresh()
+    bare.resize(900, 600)
+    bare.open_conversation(conversation)
+    bar = bare.chat.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 1000 and bar.value() == bar.maximum())  # opened at the end
+    tools = [t for t in bare.chat.widget().findChildren(MessageTools) if len(t.siblings) > 1]
+    reading = bar.maximum() // 2
+    bar.setValue(reading)  # the person scrolls up to read
+    tools[0].switchTo.emit(tools[0].siblings[0])  # ‹: the first version
+    qtbot.waitUntil(lambda: "Version one." in bare.history[-1].content)
+    qtbot.waitUntil(lambda: bar.maximum() > 1000 and bar.value() == reading)
+    qtbot.wait(100)  # the new column's late layout passes must not move it either
+    assert bar.value() == reading != bar.maximum()
+
+
+def test_sending_while_scrolled_up_brings_the_question_into_view(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.messages import UserMessage
+
+    conversation = chat(window.store, "Long", [("First question?", LONG), ("Second question?", LONG)])
+    window.sidebar.model.refresh()
+    window.resize(900, 600)
+    window.open_conversation(conversation)
+    bar = window.chat.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 1000 and bar.value() == bar.maximum())
+    bar.setValue(0)  # the person reads the beginning
+    window.composer.set_budget(64)
+    window.composer.input.setPlainText("A third question")
+    qtbot.keyClick(window.composer.input, Qt.Key.Key_Return)
+    viewport = window.chat.viewport()
+
+    def in_view() -> bool:
+        sent = window.chat.widget().findChildren(UserMessage)[-1]
+        top_left = sent.mapTo(viewport, sent.rect().topLeft())
+        laid_out = sent.isVisible() and sent.y() > 1000  # below the long history, not yet at (0, 0)
+        return "A third question" in sent.toPlainText() and laid_out and viewport.rect().contains(top_left)
+
+    qtbot.waitUntil(in_view, timeout=10_000)
+    qtbot.waitUntil(lambda: window.current is None and not window.bridge.busy, timeout=60_000)
