@@ -296,6 +296,15 @@ def test_item_models_pass_the_model_tester(qtmodeltester, bare: MainWindow) -> N
     qtmodeltester.check(model)
     model.refresh("")
     assert model.rowCount() == 3
+    from app.gui.qt import QTableWidgetItem
+    from app.gui.tables import row_table
+
+    table = row_table(("Model", "Backend", "Size", "Location"), stretch_column=3)  # the wizard's and the library's
+    table.setRowCount(2)
+    for row in range(2):
+        for col in range(4):
+            table.setItem(row, col, QTableWidgetItem(f"{row},{col}"))
+    qtmodeltester.check(table.model())
 
 
 def test_the_connect_dialogs_error_wraps_below_its_row(qtbot) -> None:  # type: ignore[no-untyped-def]
