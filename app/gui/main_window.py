@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.controller import ConversationController, Shown, TurnSettings
+from app.controller import TRUNCATE_THINKING, ConversationController, Shown, TurnSettings
 from app.gui.announce import Announcer
 from app.gui.api_switch import ApiServer
 from app.gui.branches import MessageTools
 from app.gui.bridge import EngineBridge
 from app.gui.chat_view import ChatView, empty_hint
 from app.gui.composer import Composer
+from app.gui.context_gauge import ContextGauge
 from app.gui.download_host import Downloads
 from app.gui.handoff import Handoff
 from app.gui.load_dialog import LoadSettingsDialog, saved_spec
@@ -41,6 +42,7 @@ from app.gui.qt import (
 from app.gui.sidebar import Sidebar
 from app.store import ChatStore
 from engine.api import EngineEvent, Error, GenerationRequest, LoadSpec, Message, ModelInfo, Usage
+from engine.errors import EngineError
 
 
 class MainWindow(QMainWindow):
@@ -74,6 +76,8 @@ class MainWindow(QMainWindow):
         self.api_label = QLabel("", self)
         self.download_label = QLabel("", self)
         self.statusBar().addWidget(self.status, 1)  # not permanent: a passing message ("Copied ...") shows in its place
+        self.gauge = ContextGauge(self)
+        self.statusBar().addPermanentWidget(self.gauge)
         self.statusBar().addPermanentWidget(self.api_label)
         self.statusBar().addPermanentWidget(self.undo)
         self.statusBar().addPermanentWidget(self.download_label)
@@ -105,6 +109,33 @@ class MainWindow(QMainWindow):
         self.bridge.loaded.connect(self._on_loaded)
         self.bridge.failed.connect(self._on_failed)
         self.bridge.busyChanged.connect(self.composer.set_busy)
+        self._connect_gauge()
+
+    def _connect_gauge(self) -> None:
+        """The context gauge: counted after typing pauses and after each answer or load, never while busy."""
+        self.composer.input.textChanged.connect(self.gauge.schedule)
+        self.gauge.countWanted.connect(self._count_context)
+        self.gauge.dropToggled.connect(self._set_drop_thinking)
+        self.bridge.counted.connect(self.gauge.show_count)
+        self.bridge.busyChanged.connect(self._recount_when_idle)
+        self.bridge.events.connect(self.gauge.stream)
+
+    def _recount_when_idle(self, busy: bool) -> None:
+        if not busy:
+            self.gauge.schedule()
+
+    def _count_context(self) -> None:
+        if self.bridge.busy or self.controller.busy or self.bridge.model is None:
+            return  # asked again when the engine is idle (busyChanged)
+        try:
+            request = self.controller.request(self.settings(), draft=self.composer.input.toPlainText())
+        except EngineError:  # text the engine cannot take; sending it says why
+            return
+        self.bridge.count(request)
+
+    def _set_drop_thinking(self, drop: bool) -> None:
+        self.controller.set_drop_thinking(drop)
+        self._count_context()
 
     # -- the conversation: what the window asks of the controller ---------------------------------
 
@@ -122,8 +153,10 @@ class MainWindow(QMainWindow):
 
     def settings(self) -> TurnSettings:
         temperature, top_p = self.composer.sampling()
+        model = self.bridge.model
+        drop = self.gauge.drop.isChecked() if model and TRUNCATE_THINKING in model.template_variables else None
         return TurnSettings(self.composer.think.isChecked(), self.composer.budget_tokens, temperature, top_p,
-                            self.max_tokens)
+                            self.max_tokens, drop)
 
     def send(self, text: str) -> None:
         self.controller.send(text, self.settings())
@@ -140,6 +173,8 @@ class MainWindow(QMainWindow):
 
     def new_chat(self) -> None:
         if self.controller.new_chat():
+            self.gauge.set_drop(self.controller.drop_thinking)
+            self.gauge.schedule()
             self.composer.input.setFocus()
 
     def open_conversation(self, conversation_id: int) -> None:
@@ -148,7 +183,9 @@ class MainWindow(QMainWindow):
         conv = self.store.get(conversation_id)
         self.composer.think.setChecked(conv.thinking)
         self.composer.set_budget(conv.budget)
+        self.gauge.set_drop(conv.drop_thinking)
         self.controller.open(conversation_id)
+        self.gauge.schedule()
 
     def set_system_prompt(self, text: str) -> None:
         self.controller.set_system_prompt(text, self.composer.think.isChecked(), self.composer.budget_tokens)
@@ -218,6 +255,7 @@ class MainWindow(QMainWindow):
         self._add_tools(question)
 
     def answer_started(self) -> None:
+        self.gauge.answer_started()
         self.current = AssistantMessage(self.renderer)
         self.current.show_waiting()
         self.chat.add(self.current)
