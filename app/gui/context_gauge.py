@@ -13,7 +13,7 @@ Signals:
 
 from __future__ import annotations
 
-from app.gui.qt import QCheckBox, QColor, QHBoxLayout, QLabel, QPainter, QTimer, QWidget, Signal
+from app.gui.qt import QCheckBox, QColor, QHBoxLayout, QLabel, QPainter, QSizePolicy, QTimer, QWidget, Signal
 from engine.api import ContextCount, EngineEvent, Error, ReasoningDelta, ReasoningProgress, Usage
 
 #: How long typing must pause before the engine is asked again.
@@ -65,8 +65,10 @@ class ContextGauge(QWidget):
         self.drop.setToolTip("Leave the reasoning of earlier turns out of what the model reads again "
                              "(kept in the chat); saved with this conversation")
         self.drop.hide()  # shown once a count says the template can drop it
+        for shrinkable in (self.label, self.drop):  # a crowded row squeezes what may shrink: these may not
+            shrinkable.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setContentsMargins(0, 0, 12, 0)
         for widget in (self.bar, self.label, self.drop):
             layout.addWidget(widget)
         self.count: ContextCount | None = None
@@ -75,7 +77,8 @@ class ContextGauge(QWidget):
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
-        self._debounce.timeout.connect(self.countWanted)
+        self._debounce.timeout.connect(self._want_count)
+        self._shut = False
         self.drop.toggled.connect(self._on_drop)
         self._setting = False
         self.hide()  # until a model is counted
@@ -111,6 +114,15 @@ class ContextGauge(QWidget):
         self.drop.setVisible(result.can_drop_reasoning)
         self.show()
         self._render()
+
+    def shut(self) -> None:
+        """The window closes: no count is asked for any more (the store may be gone)."""
+        self._shut = True
+        self._debounce.stop()
+
+    def _want_count(self) -> None:
+        if not self._shut:
+            self.countWanted.emit()
 
     def answer_started(self) -> None:
         self.usage, self.live_reasoning = None, 0
@@ -153,12 +165,14 @@ class ContextGauge(QWidget):
         total = sum(parts)
         share = f" ({100 * total / count.n_ctx:.0f}%)" if count.n_ctx else ""
         self.label.setText(f"Context {total:,} / {count.n_ctx:,}{share}")
+        self.label.setMinimumWidth(self.label.sizeHint().width())
         split = " · ".join(f"{name} {tokens:,}" for name, tokens in zip(PART_NAMES, parts, strict=True))
         self.label.setToolTip(f"Tokens of the loaded context in use: {split}")
         self.bar.set_parts(parts, count.n_ctx)
         self.bar.setAccessibleDescription(f"{total:,} of {count.n_ctx:,} tokens: {split}")
         frees = f" — frees {count.old_reasoning:,} tokens" if count.old_reasoning else ""
         self.drop.setText(f"Drop old thinking{frees}")
+        self.drop.setMinimumWidth(self.drop.sizeHint().width())
 
     def _on_drop(self, checked: bool) -> None:
         if not self._setting:

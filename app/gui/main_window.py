@@ -62,6 +62,8 @@ class MainWindow(QMainWindow):
         central = QWidget(self)
         right = QVBoxLayout()
         right.addWidget(self.chat, 1)
+        self.gauge = ContextGauge(self)  # on the composer's edge: the status line has no room left for it
+        right.addWidget(self.gauge, 0, Qt.AlignmentFlag.AlignRight)
         right.addWidget(self.composer)
         layout = QHBoxLayout(central)
         layout.addWidget(self.sidebar)
@@ -76,8 +78,6 @@ class MainWindow(QMainWindow):
         self.api_label = QLabel("", self)
         self.download_label = QLabel("", self)
         self.statusBar().addWidget(self.status, 1)  # not permanent: a passing message ("Copied ...") shows in its place
-        self.gauge = ContextGauge(self)
-        self.statusBar().addPermanentWidget(self.gauge)
         self.statusBar().addPermanentWidget(self.api_label)
         self.statusBar().addPermanentWidget(self.undo)
         self.statusBar().addPermanentWidget(self.download_label)
@@ -456,10 +456,8 @@ class MainWindow(QMainWindow):
             self.status.setText(f"{error.message} {error.action}".strip())
 
     def _show_status(self, usage: Usage) -> None:
-        used = usage.prompt_tokens + usage.completion_tokens
-        ctx = self.bridge.model.n_ctx if self.bridge.model else 0
-        of = f"/{ctx}" if ctx else ""
-        self.status.setText(f"{self.model_text} · used {used}{of} · "
+        # the context in use is the gauge's (above the composer)
+        self.status.setText(f"{self.model_text} · "
                             f"{usage.decode_tokens_per_s:.1f} tok/s · first token {usage.time_to_first_token_s:.2f} s")
 
     # -- window ----------------------------------------------------------------------------------
@@ -495,6 +493,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         QSettings().setValue("window/geometry", self.saveGeometry())
+        self.gauge.shut()
         self.set_serving(False)
         self.downloads.close()
         self.bridge.shutdown()
