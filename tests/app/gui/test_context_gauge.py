@@ -102,3 +102,40 @@ def test_thought_for_survives_reopening(qtbot, window: MainWindow) -> None:  # t
     shown = window.chat.widget().findChildren(AssistantMessage)[-1].thinking
     assert shown.tokens == tokens
     assert shown.header.text().startswith(f"▸ Thought for {figures['thinking_s']:.0f} s · {tokens} tokens")
+
+
+def test_a_burst_of_typing_asks_for_one_count(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.context_gauge import ContextGauge
+
+    gauge = ContextGauge()
+    qtbot.addWidget(gauge)
+    wanted: list[None] = []
+    gauge.countWanted.connect(lambda: wanted.append(None))
+    for _ in range(5):  # keystrokes with no pause between them
+        gauge.schedule()
+    assert not wanted  # nothing while typing goes on
+    qtbot.waitUntil(lambda: bool(wanted), timeout=5_000)
+    qtbot.wait(3 * 350)
+    assert len(wanted) == 1
+    gauge.shut()
+    gauge.schedule()
+    qtbot.wait(3 * 350)
+    assert len(wanted) == 1  # a closed window asks for nothing
+
+
+def test_live_counts_and_a_full_context(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.gui.context_gauge import ContextGauge
+    from engine.api import BudgetPhase, Error, ReasoningDelta, ReasoningProgress, Usage
+
+    gauge = ContextGauge()
+    qtbot.addWidget(gauge)
+    gauge.show_count(ContextCount(1000, history=300, old_reasoning=200, current_turn=20, reasoning_kept=True,
+                                  can_drop_reasoning=True))
+    assert gauge.parts() == (300, 200, 20) and gauge.label.text() == "Context 520 / 1,000 (52%)"
+    gauge.answer_started()
+    gauge.stream([ReasoningDelta("a", 5), ReasoningProgress(40, None, 900, BudgetPhase.COUNTING)])
+    assert gauge.parts() == (300, 200, 60)
+    gauge.stream([Usage(520, 0, 50, 30, 0.1, 1.0, 1.0)])  # the engine's own figures at the end
+    assert gauge.total == 600 and gauge.parts()[2] == 100
+    gauge.show_count(Error("The conversation is 1,200 tokens long.", "Start a new one.", "context"))
+    assert gauge.label.text() == "Context: full" and "Start a new one" in gauge.label.toolTip()
