@@ -184,7 +184,10 @@ class ConversationController:
         """The request for the next answer; with `draft`, as if that question were sent now (what the
         context gauge counts)."""
         system = self.system_prompt()
-        messages = ([Message("system", system)] if system else []) + self.history()
+        history = self.history()
+        if draft is not None and self.edit_parent is not None:  # the draft replaces an earlier question
+            history = history[:self._position(self.edit_parent) + 1] if self.edit_parent > 0 else []
+        messages = ([Message("system", system)] if system else []) + history
         if draft is not None:
             messages.append(Message("user", draft))
         kwargs = {} if settings.drop_thinking is None else {TRUNCATE_THINKING: settings.drop_thinking}
@@ -193,6 +196,12 @@ class ConversationController:
                                  sampling=SamplingParams(temperature=settings.temperature, top_p=settings.top_p,
                                                          max_tokens=settings.max_tokens),
                                  chat_template_kwargs=kwargs)
+
+    def _position(self, message_id: int) -> int:
+        """Where a message stands in history()."""
+        assert self.conversation_id is not None
+        shown = [m.id for m in self.store.path(self.conversation_id) if m.state != "streaming"]
+        return shown.index(message_id)
 
     @property
     def drop_thinking(self) -> bool:

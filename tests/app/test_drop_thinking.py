@@ -60,3 +60,26 @@ def test_the_setting_is_per_conversation_and_reaches_the_request(tmp_path: Path)
     # a template without the switch (drop_thinking None) gets nothing it would refuse
     assert controller.request(TurnSettings(), draft="x").chat_template_kwargs == {}
     store.close()
+
+
+class EditingView:
+    def editing_changed(self, text: str | None) -> None:
+        self.text = text
+
+
+def test_the_count_of_an_edited_question_replaces_it(tmp_path: Path) -> None:
+    store = ChatStore(tmp_path / "chats.sqlite3")
+    controller = ConversationController(store, NoEngine(), view=EditingView())  # type: ignore[arg-type]
+    controller.conversation_id = store.create("one")
+    first = store.add(controller.conversation_id, "user", "first")
+    store.add(controller.conversation_id, "assistant", "answer one", reasoning="thought one")
+    second = store.add(controller.conversation_id, "user", "second")
+    store.add(controller.conversation_id, "assistant", "answer two")
+    controller.edit(second)
+    assert [m.content for m in controller.request(TurnSettings(), draft="second, edited").messages] == [
+        "first", "answer one", "second, edited"]
+    controller.edit(first)
+    assert [m.content for m in controller.request(TurnSettings(), draft="new first").messages] == ["new first"]
+    controller.cancel_edit()
+    assert len(controller.request(TurnSettings(), draft="third").messages) == 5
+    store.close()
