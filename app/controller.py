@@ -33,6 +33,9 @@ from engine.api import (
     Usage,
 )
 
+#: The chat template variable that drops earlier turns' reasoning (Nemotron's template: True by default).
+TRUNCATE_THINKING = "truncate_history_thinking"
+
 
 class Engine(Protocol):
     """What the controller needs of the engine: start an answer, stop it, and whether one runs."""
@@ -73,6 +76,9 @@ class TurnSettings:
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 8192
+    #: Leave earlier turns' reasoning out of the prompt (the template's truncate_history_thinking);
+    #: None: the loaded model's template has no such switch, so nothing is sent.
+    drop_thinking: bool | None = None
 
 
 @dataclass
@@ -96,7 +102,8 @@ class Answer:
         """One event; returns the (content, reasoning) text it adds."""
         if isinstance(event, ReasoningDelta):
             self.reasoning += event.text
-            self.reasoning_pieces += 1
+            # the engine's token count where it gives one, else the pieces (one token each, at most)
+            self.reasoning_pieces = max(self.reasoning_pieces + 1, event.reasoning_tokens)
             return "", event.text
         if isinstance(event, ReasoningEnded):
             self.reasoning_tokens, self.by_budget = event.reasoning_tokens, event.by_budget
@@ -173,13 +180,37 @@ class ConversationController:
     def system_prompt(self) -> str:
         return self.store.get(self.conversation_id).system_prompt if self.conversation_id else ""
 
-    def request(self, settings: TurnSettings) -> GenerationRequest:
+    def request(self, settings: TurnSettings, draft: str | None = None) -> GenerationRequest:
+        """The request for the next answer; with `draft`, as if that question were sent now (what the
+        context gauge counts)."""
         system = self.system_prompt()
-        messages = ([Message("system", system)] if system else []) + self.history()
+        history = self.history()
+        if draft is not None and self.edit_parent is not None:  # the draft replaces an earlier question
+            history = history[:self._position(self.edit_parent) + 1] if self.edit_parent > 0 else []
+        messages = ([Message("system", system)] if system else []) + history
+        if draft is not None:
+            messages.append(Message("user", draft))
+        kwargs = {} if settings.drop_thinking is None else {TRUNCATE_THINKING: settings.drop_thinking}
         return GenerationRequest(tuple(messages), thinking=settings.thinking,
                                  reasoning_budget=settings.budget if settings.thinking else None,
                                  sampling=SamplingParams(temperature=settings.temperature, top_p=settings.top_p,
-                                                         max_tokens=settings.max_tokens))
+                                                         max_tokens=settings.max_tokens),
+                                 chat_template_kwargs=kwargs)
+
+    def _position(self, message_id: int) -> int:
+        """Where a message stands in history()."""
+        assert self.conversation_id is not None
+        shown = [m.id for m in self.store.path(self.conversation_id) if m.state != "streaming"]
+        return shown.index(message_id)
+
+    @property
+    def drop_thinking(self) -> bool:
+        """Whether this conversation leaves earlier turns' reasoning out (new ones: yes, the template's default)."""
+        return self.store.get(self.conversation_id).drop_thinking if self.conversation_id else True
+
+    def set_drop_thinking(self, drop: bool) -> None:
+        if self.conversation_id is not None and self.writable:
+            self.store.set_drop_thinking(self.conversation_id, drop)
 
     # -- a turn ----------------------------------------------------------------------------------
 
@@ -189,6 +220,8 @@ class ConversationController:
             return False
         if self.conversation_id is None:
             self.conversation_id = self.store.create(text[:60], settings.thinking, settings.budget)
+            if settings.drop_thinking is not None:
+                self.store.set_drop_thinking(self.conversation_id, settings.drop_thinking)
             self.view.conversations_changed(self.conversation_id)
         if self.edit_parent is not None:  # an edited question: a new branch beside the old one
             parent = self.edit_parent

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     thinking INTEGER NOT NULL DEFAULT 1,
     budget INTEGER,
     head_id INTEGER,
-    deleted INTEGER NOT NULL DEFAULT 0
+    deleted INTEGER NOT NULL DEFAULT 0,
+    drop_thinking INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -50,6 +51,9 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id);
 """
+#: Columns added after the first release: (table, column, definition), added to an older database.
+ADDED_COLUMNS = (("conversations", "drop_thinking", "INTEGER NOT NULL DEFAULT 1"),)
+_CONVERSATION_COLUMNS = "id, title, updated, thinking, budget, system_prompt, {drop_thinking}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class Conversation:
     thinking: bool
     budget: int | None
     system_prompt: str
+    #: Leave the reasoning of earlier turns out of the prompt (the template's truncate_history_thinking,
+    #: whose default is to drop it).
+    drop_thinking: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,12 +105,24 @@ class ChatStore:
         self._db = sqlite3.connect(str(self.file), isolation_level=None)  # autocommit: every write lands
         if read_only:
             self._db.execute("PRAGMA query_only=ON")  # sqlite itself refuses any write on this connection
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(conversations)")}
+            # a database an older version wrote, which this one may not change: the default, read as a value
+            self._columns = _CONVERSATION_COLUMNS.format(
+                drop_thinking="drop_thinking" if "drop_thinking" in have else "1")
             return
+        self._columns = _CONVERSATION_COLUMNS.format(drop_thinking="drop_thinking")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._add_columns()
         # we hold the lock, so no live instance is streaming: a 'streaming' row was cut off by a crash
         self._db.execute("UPDATE messages SET state='interrupted' WHERE state='streaming'")
+
+    def _add_columns(self) -> None:
+        for table, column, definition in ADDED_COLUMNS:
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         self._db.close()
@@ -126,7 +145,7 @@ class ChatStore:
 
     def conversations(self, search: str = "") -> list[Conversation]:
         """Newest first; `search` matches titles and message text, case-insensitively."""
-        sql = ("SELECT id, title, updated, thinking, budget, system_prompt FROM conversations c WHERE deleted=0")
+        sql = f"SELECT {self._columns} FROM conversations c WHERE deleted=0"
         args: list[Any] = []
         if search:
             like = f"%{search}%"
@@ -134,15 +153,15 @@ class ChatStore:
                     "AND m.content LIKE ?))")
             args = [like, like]
         rows = self._db.execute(sql + " ORDER BY updated DESC", args).fetchall()
-        return [Conversation(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
+        return [_conversation(r) for r in rows]
 
     def get(self, conversation_id: int) -> Conversation:
         """One conversation, deleted or not (KeyError when there is none)."""
-        r = self._db.execute("SELECT id, title, updated, thinking, budget, system_prompt FROM conversations "
-                             "WHERE id=?", (conversation_id,)).fetchone()
+        r = self._db.execute(f"SELECT {self._columns} FROM conversations WHERE id=?",
+                             (conversation_id,)).fetchone()
         if r is None:
             raise KeyError(conversation_id)
-        return Conversation(r[0], r[1], r[2], bool(r[3]), r[4], r[5])
+        return _conversation(r)
 
     def rename(self, conversation_id: int, title: str) -> None:
         self._write("UPDATE conversations SET title=? WHERE id=?", (title.strip() or "Untitled", conversation_id))
@@ -165,6 +184,9 @@ class ChatStore:
     def set_settings(self, conversation_id: int, *, thinking: bool, budget: int | None, system_prompt: str) -> None:
         self._write("UPDATE conversations SET thinking=?, budget=?, system_prompt=? WHERE id=?",
                          (int(thinking), budget, system_prompt, conversation_id))
+
+    def set_drop_thinking(self, conversation_id: int, drop: bool) -> None:
+        self._write("UPDATE conversations SET drop_thinking=? WHERE id=?", (int(drop), conversation_id))
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -238,6 +260,10 @@ class ChatStore:
             "SELECT m.id, m.role, m.content, m.reasoning, m.state, m.figures FROM messages m "
             "JOIN branch b ON m.id=b.id ORDER BY m.id", (conversation_id,)).fetchall()
         return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+
+def _conversation(r: tuple[Any, ...]) -> Conversation:
+    return Conversation(r[0], r[1], r[2], bool(r[3]), r[4], r[5], bool(r[6]))
 
 
 class StreamWriter:

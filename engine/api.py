@@ -402,6 +402,33 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class ContextCount:
+    """How a conversation fills the loaded context (EngineClient.count_tokens), in the model's own
+    tokens through its chat template: the history, the reasoning of earlier turns, and the current
+    turn (the question being typed or sent, and the generation prompt).
+
+    `old_reasoning` is what the template's truncate_history_thinking drops; it is in the context only
+    when `reasoning_kept` (the request set it False). `can_drop_reasoning` False: the template has
+    no such switch. `known` False: no count could be made (a server whose tokenizer is not here);
+    `note` says why.
+    """
+
+    n_ctx: int
+    history: int = 0
+    old_reasoning: int = 0
+    current_turn: int = 0
+    reasoning_kept: bool = False
+    can_drop_reasoning: bool = False
+    known: bool = True
+    note: str = ""
+
+    @property
+    def total(self) -> int:
+        """Tokens the prompt holds, as the request renders it."""
+        return self.history + self.current_turn + (self.old_reasoning if self.reasoning_kept else 0)
+
+
+@dataclass(frozen=True)
 class Finished:
     reason: FinishReason
 
@@ -450,11 +477,13 @@ class ModelInfo:
     #: The generation defaults the model file or folder declares; None where it declares none.
     default_temperature: float | None = None
     default_top_p: float | None = None
+    #: The variables the chat template reads (what chat_template_kwargs may set); empty where unknown.
+    template_variables: tuple[str, ...] = ()
 
 
 GenerationEvent = (ReasoningDelta | ContentDelta | ToolCallEvent | ReasoningEnded | ReasoningProgress
                    | LoopSuspected | Usage | Finished | Error)
-EngineEvent = GenerationEvent | LoadProgress | ModelInfo
+EngineEvent = GenerationEvent | LoadProgress | ModelInfo | ContextCount
 
 
 # What to load: a GGUF on llama.cpp, a Hugging Face folder on torch, or a model on a server.

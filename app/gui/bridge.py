@@ -6,6 +6,7 @@ Signals:
     failed(object Error)                      loading or generating failed
     events(list)                              engine events of one answer, batched once per frame
     busyChanged(bool)                         an answer or a load started or ended
+    counted(object)                           a context count: ContextCount, or an Error / exception
 
 The job's thread only wakes the UI thread through a Handoff (at most one wake waiting); the UI thread
 takes everything that arrived, at most once a frame, so the UI thread never waits on the engine and
@@ -32,6 +33,7 @@ class EngineBridge(QObject):
     failed = Signal(object)
     events = Signal(list)
     busyChanged = Signal(bool)
+    counted = Signal(object)
 
     def __init__(self, client: EngineClient | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -61,6 +63,12 @@ class EngineBridge(QObject):
 
     def generate(self, request: GenerationRequest) -> bool:
         return self._started(self._jobs.generate(request))
+
+    def count(self, request: GenerationRequest) -> None:
+        """Count `request`'s prompt in the loaded model's tokens (`counted` brings the answer). Its own
+        thread: no answer or load waits for it, and it does not make the window busy; the engine runs
+        one command at a time, so ask while it is idle (a count asked meanwhile waits its turn)."""
+        self._handoff.run(lambda: self.client.count_tokens(request), self.counted.emit, "context-count")
 
     def stop(self) -> None:
         """Stop this window's answer now (a second call kills the engine process)."""

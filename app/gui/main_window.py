@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from app.controller import ConversationController, Shown, TurnSettings
+from app.controller import TRUNCATE_THINKING, ConversationController, Shown, TurnSettings
 from app.gui.announce import Announcer
 from app.gui.api_switch import ApiServer
 from app.gui.branches import MessageTools
 from app.gui.bridge import EngineBridge
 from app.gui.chat_view import ChatView, empty_hint
 from app.gui.composer import Composer
+from app.gui.context_gauge import ContextGauge
 from app.gui.download_host import Downloads
 from app.gui.elided_label import ElidedLabel
 from app.gui.handoff import Handoff
@@ -46,6 +47,7 @@ from app.gui.system_prompt import SystemPromptDialog
 from app.gui.undo_delete import DeletedChats
 from app.store import ChatStore
 from engine.api import EngineEvent, Error, GenerationRequest, LoadSpec, Message, ModelInfo, Usage
+from engine.errors import EngineError
 
 
 class MainWindow(QMainWindow):
@@ -65,6 +67,8 @@ class MainWindow(QMainWindow):
         central = QWidget(self)
         right = QVBoxLayout()
         right.addWidget(self.chat, 1)
+        self.gauge = ContextGauge(self)  # on the composer's edge: the status line has no room left for it
+        right.addWidget(self.gauge, 0, Qt.AlignmentFlag.AlignRight)
         right.addWidget(self.composer)
         layout = QHBoxLayout(central)
         layout.addWidget(self.sidebar)
@@ -116,6 +120,33 @@ class MainWindow(QMainWindow):
         self.bridge.loaded.connect(self._on_loaded)
         self.bridge.failed.connect(self._on_failed)
         self.bridge.busyChanged.connect(self.composer.set_busy)
+        self._connect_gauge()
+
+    def _connect_gauge(self) -> None:
+        """The context gauge: counted after typing pauses and after each answer or load, never while busy."""
+        self.composer.input.textChanged.connect(self.gauge.schedule)
+        self.gauge.countWanted.connect(self._count_context)
+        self.gauge.dropToggled.connect(self._set_drop_thinking)
+        self.bridge.counted.connect(self.gauge.show_count)
+        self.bridge.busyChanged.connect(self._recount_when_idle)
+        self.bridge.events.connect(self.gauge.stream)
+
+    def _recount_when_idle(self, busy: bool) -> None:
+        if not busy:
+            self.gauge.schedule()
+
+    def _count_context(self) -> None:
+        if self.bridge.busy or self.controller.busy or self.bridge.model is None:
+            return  # asked again when the engine is idle (busyChanged)
+        try:
+            request = self.controller.request(self.settings(), draft=self.composer.input.toPlainText())
+        except EngineError:  # text the engine cannot take; sending it says why
+            return
+        self.bridge.count(request)
+
+    def _set_drop_thinking(self, drop: bool) -> None:
+        self.controller.set_drop_thinking(drop)
+        self._count_context()
 
     # -- the conversation: what the window asks of the controller ---------------------------------
 
@@ -133,8 +164,10 @@ class MainWindow(QMainWindow):
 
     def settings(self) -> TurnSettings:
         temperature, top_p = self.composer.sampling()
+        model = self.bridge.model
+        drop = self.gauge.drop.isChecked() if model and TRUNCATE_THINKING in model.template_variables else None
         return TurnSettings(self.composer.think.isChecked(), self.composer.budget_tokens, temperature, top_p,
-                            self.max_tokens)
+                            self.max_tokens, drop)
 
     def send(self, text: str) -> None:
         self.controller.send(text, self.settings())
@@ -166,6 +199,8 @@ class MainWindow(QMainWindow):
     def new_chat(self) -> None:
         if self.controller.new_chat():
             self.sidebar.select(None)
+            self.gauge.set_drop(self.controller.drop_thinking)
+            self.gauge.schedule()
             self.composer.input.setFocus()
 
     def open_conversation(self, conversation_id: int) -> None:
@@ -176,7 +211,9 @@ class MainWindow(QMainWindow):
         conv = self.store.get(conversation_id)
         self.composer.think.setChecked(conv.thinking)
         self.composer.set_budget(conv.budget)
+        self.gauge.set_drop(conv.drop_thinking)
         self.controller.open(conversation_id)
+        self.gauge.schedule()
 
     def set_system_prompt(self, text: str) -> None:
         self.controller.set_system_prompt(text, self.composer.think.isChecked(), self.composer.budget_tokens)
@@ -251,6 +288,7 @@ class MainWindow(QMainWindow):
         self.chat.follow_bottom()  # however far up the person was reading: their message comes into view
 
     def answer_started(self) -> None:
+        self.gauge.answer_started()
         self.current = AssistantMessage(self.renderer)
         self.current.show_waiting()
         self.chat.add(self.current)
@@ -462,10 +500,8 @@ class MainWindow(QMainWindow):
             self.status.setText(f"{error.message} {error.action}".strip())
 
     def _show_status(self, usage: Usage) -> None:
-        used = usage.prompt_tokens + usage.completion_tokens
-        ctx = self.bridge.model.n_ctx if self.bridge.model else 0
-        of = f"/{ctx}" if ctx else ""
-        self.status.setText(f"{self.model_text} · used {used}{of} · "
+        # the context in use is the gauge's (above the composer)
+        self.status.setText(f"{self.model_text} · "
                             f"{usage.decode_tokens_per_s:.1f} tok/s · first token {usage.time_to_first_token_s:.2f} s")
 
     # -- window ----------------------------------------------------------------------------------
@@ -501,6 +537,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         QSettings().setValue("window/geometry", self.saveGeometry())
+        self.gauge.shut()
         self.set_serving(False)
         self.downloads.close()
         if not self.store.read_only:

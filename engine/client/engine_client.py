@@ -25,7 +25,16 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
-from engine.api import EngineEvent, Error, Finished, FinishReason, GenerationRequest, LoadSpec, ModelInfo
+from engine.api import (
+    ContextCount,
+    EngineEvent,
+    Error,
+    Finished,
+    FinishReason,
+    GenerationRequest,
+    LoadSpec,
+    ModelInfo,
+)
 from engine.worker.main import Done, serve
 
 _POLL_S = 0.05
@@ -148,6 +157,19 @@ class EngineClient:
         """
         yield from self._command("generate", request)
 
+    def count_tokens(self, request: GenerationRequest) -> ContextCount | Error:
+        """How `request`'s prompt would fill the loaded context: real tokens of the loaded model through
+        its chat template, split into history, old reasoning and the current turn (ContextCount).
+
+        Quick (the template is rendered and tokenized, nothing runs on the model), but it waits its
+        turn behind a running command: ask while the engine is idle. Never reloads a model.
+        """
+        result: ContextCount | Error = Error("The engine did not answer the count.", "Try again.", "internal")
+        for event in self._command("count", request):
+            if isinstance(event, ContextCount | Error):
+                result = event
+        return result
+
     def cancel(self, owner: int | None = None) -> None:
         """Stop the running answer: first within one token, a second call by killing the worker.
 
@@ -201,7 +223,9 @@ class EngineClient:
                         return
                     if not (yield from self._load(self._spec)):  # a fresh worker after a crash
                         return
-                if command == "load":
+                if command == "count" and (self.model is None or self._conn is None):
+                    yield Error("No model is loaded.", "Load a model first.", "no_model")
+                elif command == "load":
                     yield from self._load(payload)
                 else:
                     yield from self._exchange(command, payload)

@@ -128,6 +128,8 @@ def _run(session: EngineSession, command: str, payload: Any, out: EventBatcher, 
     elif command == "generate":
         for event in session.generate(payload, cancel, answer_now):
             out.send(event)
+    elif command == "count":
+        out.send(session.count(payload))
     elif command == "unload":
         session.unload()
     else:

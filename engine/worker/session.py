@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.api import (
+    ContextCount,
     EngineEvent,
     Error,
     Finished,
@@ -33,6 +34,7 @@ from engine.formats.demo import DEMO_LABEL, resolve_model
 from engine.formats.gguf import read_gguf_metadata
 from engine.formats.hf_folder import generation_defaults, read_hf_folder
 from engine.generate.chat_format import ChatFormatter, Prompt
+from engine.generate.context_count import count_context
 from engine.generate.loop import CancelFlag, LoopOptions, generate_tokens
 from engine.generate.prefix_cache import PrefixCache
 from engine.generate.templates.limits import RenderCancelled
@@ -132,6 +134,7 @@ class EngineSession:
             architecture=meta.architecture, quantization=meta.quantization, size_bytes=meta.size_bytes,
             context_length=meta.context_length, n_ctx=backend.n_ctx, n_gpu_layers=backend.n_gpu_layers,
             is_demo=is_demo, has_thinking=self.formatter.supports_thinking,
+            template_variables=tuple(sorted(self.formatter.variables)),
             default_temperature=meta.temperature, default_top_p=meta.top_p,
         )
 
@@ -158,6 +161,7 @@ class EngineSession:
             quantization=dtype, size_bytes=backend.memory_bytes(), context_length=folder.context_length,
             n_ctx=backend.n_ctx, n_gpu_layers=gpu_layers, is_demo=False,
             has_thinking=self.formatter.supports_thinking,
+            template_variables=tuple(sorted(self.formatter.variables)),
             device=f"{'CUDA' if placement.device_type == 'cuda' else 'CPU'} {dtype}",
             kernels=f"{backend.kernels}; experts: {backend.experts}",
             notes=tuple(note for note in (placement.note, backend.decode_note) if note),
@@ -194,6 +198,25 @@ class EngineSession:
     def tokenize(self, text: str, special: bool) -> list[int]:
         assert self.backend is not None
         return self.backend.tokenize(text, special=special)
+
+    def count(self, request: GenerationRequest) -> ContextCount | Error:
+        """How `request`'s prompt fills the context (engine.generate.context_count); an Error when no
+        model is loaded or the template refuses the conversation. A server's count is unknown: its
+        tokenizer is not here."""
+        if self.remote is not None:
+            n_ctx = self.info.n_ctx if self.info is not None else 0
+            return ContextCount(n_ctx, known=False,
+                                note="The server's tokenizer is not reachable from here, so the count is unknown.")
+        backend, formatter = self.backend, self.formatter
+        if backend is None or formatter is None:
+            return Error("No model is loaded.", "Load a model first.", "no_model")
+        try:
+            # A bound per piece: the three renders of the split each tokenize the conversation once.
+            return count_context(formatter, request, lambda text, special: PromptBound(backend)(text, special),
+                                 backend.n_ctx,
+                                 extra_tokens=1 if backend.add_bos else 0)
+        except EngineError as exc:
+            return Error(exc.message, exc.action, exc.kind)
 
     def generate(self, request: GenerationRequest, cancel: CancelFlag | None = None,
                  answer_now: CancelFlag | None = None) -> Iterator[GenerationEvent]:

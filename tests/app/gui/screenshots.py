@@ -4,7 +4,7 @@
 
 At 1600x1000 and 900x600 (half a laptop screen), light and dark: the empty window; the thinking pane
 open while it streams; folded after the answer. Also a markdown answer from the demo model and the
-download and connect dialogs.
+download and connect dialogs; the context gauge after two turns.
 Uses the tiny Nemotron fixture unless a model is given (its text is noise; the layout is real).
 """
 
@@ -80,6 +80,32 @@ def shoot(model: str, dark: bool, tag: str, app: QApplication, size: tuple[int, 
     win.close()
 
 
+def shoot_gauge(model: str, app: QApplication) -> None:
+    """The context gauge after two turns, with a question being typed and the old thinking kept (so
+    the bar shows its three parts, and the toggle what dropping would free)."""
+    store = ChatStore(Path(tempfile.mkdtemp()) / "gauge.sqlite3")
+    win = MainWindow(EngineBridge(), store, LoadSpec(model, LlamaLoadOptions(n_ctx=2048, n_threads=2)))
+    win.resize(1200, 800)
+    win.max_tokens = 200
+    win.show()
+    wait(app, lambda: win.bridge.model is not None and not win.bridge.busy)
+    win.composer.set_budget(128)
+    for question in ("Why is the sky blue?", "And why are sunsets red?"):
+        before = win.gauge.count
+        win.send(question)
+        wait(app, lambda: win.current is None and not win.bridge.busy, 120)
+        wait(app, lambda b=before: win.gauge.count is not b and win.gauge.usage is None)  # type: ignore[misc]
+    before = win.gauge.count
+    win.gauge.drop.click()  # keep the old thinking
+    wait(app, lambda: win.gauge.count is not before)
+    before = win.gauge.count
+    win.composer.input.setPlainText("Could you put the two answers side by side in a table?")
+    wait(app, lambda: win.gauge.count is not before)
+    settle(app)
+    win.grab().save(str(OUT / "context-gauge.png"))
+    win.close()
+
+
 def shoot_demo(app: QApplication) -> None:
     """A real answer from the demo model (no reasoning: SmolLM2 does not think), for the markdown."""
     from engine.formats.demo import demo_model_path
@@ -139,6 +165,7 @@ def main() -> None:
         for dark in (False, True):
             shoot(model, dark, f"{'dark-' if dark else ''}{width}x{height}-", app, (width, height))
     app.setPalette(app.style().standardPalette())
+    shoot_gauge(model, app)
     shoot_demo(app)
     shoot_dialogs(app)
     print(f"screenshots in {OUT}")

@@ -110,6 +110,11 @@ def test_window_chats_through_the_server(qtbot, server: LiveServer, tmp_path) ->
                 break  # random weights sometimes close the thinking early: then ask again
         assert pane.done and pane.by_budget and 64 <= pane.tokens <= 160, pane.tokens
         assert "ended by the budget" in pane.header.text()
+        # No tokenizer here for a server's model: the gauge says the count is unknown, and nothing the
+        # server's template might not read is sent for Drop old thinking.
+        qtbot.waitUntil(lambda: win.gauge.label.text() == "Context: unknown", timeout=HANG_GUARD_MS)
+        assert not win.gauge.drop.isVisible() and "tokenizer" in win.gauge.label.toolTip()
+        assert win.last_request is not None and win.last_request.chat_template_kwargs == {}
         assert server.base_url in win.status.text() and "tok/s" in win.status.text()
         # The app's own API switch serves the remote model too, with no special case.
         QSettings().setValue("server/port", free_port())
