@@ -38,6 +38,7 @@ from app.gui.qt import (
     QVBoxLayout,
     QWidget,
 )
+from app.gui.reasoning_menu import ReasoningMenu
 from app.gui.sidebar import Sidebar
 from app.store import ChatStore
 from engine.api import EngineEvent, Error, GenerationRequest, LoadSpec, Message, ModelInfo, Usage
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
         self.store = store
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
         self.current: AssistantMessage | None = None  # the answer streaming now
+        self._streamed: AssistantMessage | None = None  # the last answer streamed here (it may go on)
         self.model_path: str | None = None  # what was loaded last (None: the demo), for a reload
         self.model_text = ""
         self._deleted_id: int | None = None
@@ -80,6 +82,9 @@ class MainWindow(QMainWindow):
         self.downloads = Downloads(self, self.download_label, self.load_model, bridge)
         self.controller = ConversationController(store, bridge, self)
         self._menus()
+        self.reasoning_menu = ReasoningMenu(self)  # Answer now (Ctrl+Shift+Enter), loop detection
+        self.menuBar().addMenu(self.reasoning_menu)
+        self.reasoning_menu.answerNowRequested.connect(self.answer_now)
         self._connect()
         self.announcer = Announcer(self.bridge.events, self.sidebar.deleted, self.statusBar())
         self._restore_geometry()
@@ -123,7 +128,7 @@ class MainWindow(QMainWindow):
     def settings(self) -> TurnSettings:
         temperature, top_p = self.composer.sampling()
         return TurnSettings(self.composer.think.isChecked(), self.composer.budget_tokens, temperature, top_p,
-                            self.max_tokens)
+                            self.max_tokens, loop_detection=self.reasoning_menu.loop_detection)
 
     def send(self, text: str) -> None:
         self.controller.send(text, self.settings())
@@ -134,6 +139,21 @@ class MainWindow(QMainWindow):
 
     def edit(self, message_id: int) -> None:
         self.controller.edit(message_id)
+
+    def answer_now(self) -> None:
+        """End the thinking that streams now; the model answers from it."""
+        if not self.controller.answer_now() and self.current is not None:
+            self.current.thinking.answer_now_refused()
+
+    def answer_from_thinking(self) -> None:
+        self.controller.answer_from_thinking(self.settings())
+
+    def think_longer(self) -> None:
+        self.controller.think_longer(self.settings(), self._context)
+
+    @property
+    def _context(self) -> int | None:
+        return self.bridge.model.n_ctx if self.bridge.model else None
 
     def switch_branch(self, message_id: int) -> None:
         self.controller.switch_branch(message_id)
@@ -155,6 +175,7 @@ class MainWindow(QMainWindow):
 
     def _on_events(self, events: list[EngineEvent]) -> None:
         self.controller.on_events(events)
+        self.reasoning_menu.answer_now.setEnabled(self.controller.reasoning_now)
         for event in events:
             if isinstance(event, Usage):
                 self._show_status(event)
@@ -203,6 +224,7 @@ class MainWindow(QMainWindow):
     def show_branch(self, messages: list[Shown]) -> None:
         """Show the conversation's current branch, with ‹ › where a message has versions."""
         self.chat.clear()
+        self._streamed = None
         for shown in messages:
             m = shown.message
             if m.role == "user":
@@ -221,13 +243,28 @@ class MainWindow(QMainWindow):
         self.current = AssistantMessage(self.renderer)
         self.current.show_waiting()
         self.chat.add(self.current)
+        self.current.answerNowRequested.connect(self.answer_now)
+        self.current.stopRequested.connect(self.bridge.stop)
+        self.current.answerFromThinkingRequested.connect(self.answer_from_thinking)
+        self.current.thinkLongerRequested.connect(self.think_longer)
+        self._streamed = self.current
+
+    def answer_resumed(self) -> None:
+        """The last answer goes on after its thinking (it is the one that offered it)."""
+        self.current = self._streamed
+        if self.current is not None:
+            self.current.resume()
 
     def answer_events(self, events: list[EngineEvent]) -> None:
         if self.current is not None:
             self.current.apply(events)
 
     def answer_ended(self, answer: Shown | None) -> None:
-        if answer is not None:
+        if answer is not None and self.current is not None and self.current.took_all_the_room:
+            longer = self.controller.think_longer_settings(self.settings(), self._context)
+            self.current.offer_room(longer is not None, "The thinking already had the whole context: load the "
+                                    "model with a larger context (Model ▸ Load settings…) to think longer.")
+        if answer is not None and not answer.message.figures.get("answered_from_thinking"):
             self._add_tools(answer)
         self.current = None
 
