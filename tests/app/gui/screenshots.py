@@ -1,9 +1,10 @@
 """Takes the review screenshots into docs/screenshots/ (run under Xvfb, or offscreen):
 
-    xvfb-run -a -s "-screen 0 1280x860x24" python -m tests.app.gui.screenshots [MODEL.gguf]
+    xvfb-run -a -s "-screen 0 1280x860x24" python -m tests.app.gui.screenshots [MODEL.gguf | --steering]
 
 Empty window; the thinking pane open while it streams; folded after the answer; the dark theme;
-a markdown answer from the demo model.
+a markdown answer from the demo model; steering the reasoning (the meter and Answer now while it
+streams, the loop warning, the offer when the thinking took all the room).
 Uses the tiny Nemotron fixture unless a model is given (its text is noise; the layout is real).
 """
 
@@ -80,6 +81,45 @@ def shoot(model: str, dark: bool, tag: str, app: QApplication) -> None:
     win.close()
 
 
+def shoot_steering(model: str, app: QApplication) -> None:
+    """The budget meter with Answer now, the loop warning (its event fed in: the tiny model does not
+    loop), and the offer under an answer whose thinking took all the room."""
+    from engine.api import LoopSuspected
+
+    store = ChatStore(Path(tempfile.mkdtemp()) / "steering.sqlite3")
+    win = MainWindow(EngineBridge(), store, LoadSpec(model, LlamaLoadOptions(n_ctx=4096, n_threads=2)))
+    win.resize(1200, 800)
+    win.show()
+    wait(app, lambda: win.bridge.model is not None and not win.bridge.busy)
+    win.max_tokens = 3000
+    win.composer.set_budget(1024)
+    win.send("Why is the sky blue?")
+    wait(app, lambda: win.current is not None and win.current.thinking.tokens > 300)
+    settle(app)
+    win.grab().save(str(OUT / "reasoning-meter.png"))
+    win.bridge.stop()
+    wait(app, lambda: win.current is None and not win.bridge.busy)
+    win.composer.set_budget(None)
+    win.send("And why are sunsets red?")
+    wait(app, lambda: win.current is not None and win.current.thinking.tokens > 100)
+    win._on_events([LoopSuspected(400, "Let me check the scattering again: shorter wavelengths scatter more.",
+                                  0.78, "warn")])
+    settle(app)
+    win.grab().save(str(OUT / "loop-warning.png"))
+    win.bridge.stop()
+    wait(app, lambda: win.current is None and not win.bridge.busy)
+    win.composer.preset.setCurrentIndex(win.composer.preset.count() - 1)  # custom: greedy, the same every run
+    win.composer.temperature.setValue(0.0)
+    win.max_tokens = 40
+    win.send("What makes the sky blue at noon?")
+    wait(app, lambda: win.current is None and not win.bridge.busy)
+    win.composer.preset.setCurrentIndex(0)  # (the custom row would widen the window)
+    win.resize(1200, 800)
+    settle(app)
+    win.grab().save(str(OUT / "thinking-took-all-the-room.png"))
+    win.close()
+
+
 def shoot_demo(app: QApplication) -> None:
     """A real answer from the demo model (no reasoning: SmolLM2 does not think), for the markdown."""
     from engine.formats.demo import demo_model_path
@@ -127,7 +167,7 @@ def shoot_dialogs(app: QApplication) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
+    if len(sys.argv) > 1 and sys.argv[1] != "--steering":
         model = sys.argv[1]
     else:
         from tests.fixtures.tiny_nemotron import build_tiny_nemotron
@@ -135,8 +175,12 @@ def main() -> None:
         model = str(build_tiny_nemotron(Path(tempfile.mkdtemp())).gguf_path)
     app = QApplication.instance() or QApplication([])
     OUT.mkdir(parents=True, exist_ok=True)
+    if "--steering" in sys.argv:  # only these three
+        shoot_steering(model, app)
+        return
     shoot(model, False, "", app)
     shoot(model, True, "dark-", app)
+    shoot_steering(model, app)
     shoot_demo(app)
     shoot_dialogs(app)
     print(f"screenshots in {OUT}")
