@@ -285,7 +285,7 @@ class ConversationController:
         """End the reasoning that streams now; the model answers from it (False: none streams)."""
         return self.reasoning_now and self.engine.answer_now()
 
-    def _room_answer(self) -> StoredMessage | None:
+    def room_answer(self) -> StoredMessage | None:
         """The last answer on the branch, when its thinking took all the room (and nothing runs)."""
         if self.busy or self.conversation_id is None or not self.writable:
             return None
@@ -300,7 +300,7 @@ class ConversationController:
     def answer_from_thinking(self, settings: TurnSettings) -> bool:
         """The thinking took all the room: continue the same answer after that thinking, closed, with a
         fresh allowance of max tokens for the answer alone."""
-        last = self._room_answer()
+        last = self.room_answer()
         if last is None:
             return False
         system = self.system_prompt()
@@ -323,7 +323,7 @@ class ConversationController:
     def think_longer_settings(self, settings: TurnSettings, context: int | None = None) -> TurnSettings | None:
         """Settings with twice the room (max tokens, and the budget where there was one) for the answer
         whose thinking took all of it; None when there is nothing to gain (the context is full)."""
-        if self._room_answer() is None:
+        if self.room_answer() is None:
             return None
         base = self.answer_settings or settings
         max_tokens = 2 * base.max_tokens

@@ -233,7 +233,10 @@ class MainWindow(QMainWindow):
                 widget = AssistantMessage(self.renderer)
                 self.chat.add(widget)
                 widget.restore(m.reasoning, m.content, m.state, m.figures)
+                self._streamed = self._steer(widget)
             self._add_tools(shown)
+        if self._streamed is not None and self.controller.room_answer() is not None:  # saved: offer it again
+            self._offer_room(self._streamed)
 
     def question_added(self, question: Shown) -> None:
         self.chat.add(UserMessage(question.message.content))
@@ -243,11 +246,19 @@ class MainWindow(QMainWindow):
         self.current = AssistantMessage(self.renderer)
         self.current.show_waiting()
         self.chat.add(self.current)
-        self.current.answerNowRequested.connect(self.answer_now)
-        self.current.stopRequested.connect(self.bridge.stop)
-        self.current.answerFromThinkingRequested.connect(self.answer_from_thinking)
-        self.current.thinkLongerRequested.connect(self.think_longer)
-        self._streamed = self.current
+        self._streamed = self._steer(self.current)
+
+    def _steer(self, answer: AssistantMessage) -> AssistantMessage:
+        answer.answerNowRequested.connect(self.answer_now)
+        answer.stopRequested.connect(self.bridge.stop)
+        answer.answerFromThinkingRequested.connect(self.answer_from_thinking)
+        answer.thinkLongerRequested.connect(self.think_longer)
+        return answer
+
+    def _offer_room(self, answer: AssistantMessage) -> None:
+        longer = self.controller.think_longer_settings(self.settings(), self._context)
+        answer.offer_room(longer is not None, "The thinking already had the whole context: load the model "
+                          "with a larger context (Model ▸ Load settings…) to think longer.")
 
     def answer_resumed(self) -> None:
         """The last answer goes on after its thinking (it is the one that offered it)."""
@@ -261,9 +272,7 @@ class MainWindow(QMainWindow):
 
     def answer_ended(self, answer: Shown | None) -> None:
         if answer is not None and self.current is not None and self.current.took_all_the_room:
-            longer = self.controller.think_longer_settings(self.settings(), self._context)
-            self.current.offer_room(longer is not None, "The thinking already had the whole context: load the "
-                                    "model with a larger context (Model ▸ Load settings…) to think longer.")
+            self._offer_room(self.current)
         if answer is not None and not answer.message.figures.get("answered_from_thinking"):
             self._add_tools(answer)
         self.current = None

@@ -291,6 +291,7 @@ class ThinkingPane(QWidget):
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.insertText(text)
         self.tokens = max(self.tokens, tokens)
+        self.meter.follow(self.tokens)
         if at_bottom:
             bar.setValue(bar.maximum())
 

@@ -8,6 +8,8 @@ Signals:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.gui.qt import (
     QAccessible,
     QAccessibleValueChangeEvent,
@@ -57,10 +59,18 @@ class BudgetMeter(QWidget):
         layout.addWidget(self.bar)
         layout.addWidget(self.label, 1)
         self.phase: BudgetPhase | None = None
+        self._last: ReasoningProgress | None = None
         self.hide()  # until the first reading
 
+    def follow(self, tokens: int) -> None:
+        """The reasoning's own count moved on between readings: below the budget, show it (the
+        header and the meter then say the same number)."""
+        last = self._last
+        if last is not None and last.phase is BudgetPhase.COUNTING and tokens > last.tokens:
+            self.show_progress(replace(last, tokens=tokens))
+
     def show_progress(self, progress: ReasoningProgress) -> None:
-        self.phase = progress.phase
+        self.phase, self._last = progress.phase, progress
         if progress.phase is BudgetPhase.WAITING_FOR_NEWLINE and progress.grace_left is not None:
             scale = progress.tokens + progress.grace_left  # the hard cut
         else:

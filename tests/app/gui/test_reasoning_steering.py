@@ -228,3 +228,19 @@ def test_no_offer_after_a_whole_answer(qtbot) -> None:  # type: ignore[no-untype
     inside.show()
     inside.apply([ReasoningDelta("Still thinking", 40), Finished(FinishReason.LENGTH)])
     assert inside.took_all_the_room  # the length limit came inside the reasoning
+
+
+def test_the_offer_comes_back_with_the_saved_answer(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    cramped(qtbot, window)
+    conversation = window.conversation_id
+    assert conversation is not None
+    window.new_chat()
+    window.open_conversation(conversation)
+    restored = last_answer(window)
+    qtbot.waitUntil(restored.room_offer.isVisible, timeout=5_000)  # (the new column shows)
+    assert restored.reasoning
+    before = restored.answer.text.strip()
+    qtbot.mouseClick(restored.room_offer.answer_from, Qt.MouseButton.LeftButton)
+    wait_answer(qtbot, window)
+    assert last_answer(window) is restored and len(restored.answer.text.strip()) > len(before)
+    assert window.store.path(conversation)[-1].content == restored.answer.text.strip()
