@@ -411,6 +411,20 @@ class ConversationController:
         self.edit_parent = parent if parent is not None else 0
         self.view.editing_changed(self._message(message_id).content)
 
+    def edit_last(self) -> bool:
+        """Offer the last question on screen for editing (Up in an empty message box, Ctrl+E)."""
+        questions = [m for m in self.store.path(self.conversation_id) if m.role == "user"] \
+            if self.conversation_id is not None else []
+        if self.busy or not questions:
+            return False
+        self.edit(questions[-1].id)
+        return True
+
+    def last_answer(self) -> str:
+        """The text of the last finished answer on screen ("" when there is none)."""
+        answers = [m for m in self.branch() if m.message.role == "assistant" and m.message.state != "streaming"]
+        return answers[-1].message.content if answers else ""
+
     def cancel_edit(self) -> None:
         self.edit_parent = None
         self.view.editing_changed(None)

@@ -151,6 +151,17 @@ class ChatStore:
         """Delete (hidden at once, kept for undo) or bring back."""
         self._write("UPDATE conversations SET deleted=? WHERE id=?", (int(deleted), conversation_id))
 
+    def purge(self, conversation_id: int) -> None:
+        """Remove a deleted conversation for good, with its messages (its undo has expired). A
+        conversation not deleted is left alone."""
+        if self._db.execute("SELECT 1 FROM conversations WHERE id=? AND deleted=1", (conversation_id,)).fetchone():
+            self._write("DELETE FROM messages WHERE conversation_id=?", (conversation_id,))
+            self._write("DELETE FROM conversations WHERE id=?", (conversation_id,))
+
+    def deleted(self) -> list[int]:
+        """Conversations deleted but not yet purged (e.g. the app was killed while Undo was offered)."""
+        return [r[0] for r in self._db.execute("SELECT id FROM conversations WHERE deleted=1 ORDER BY id")]
+
     def set_settings(self, conversation_id: int, *, thinking: bool, budget: int | None, system_prompt: str) -> None:
         self._write("UPDATE conversations SET thinking=?, budget=?, system_prompt=? WHERE id=?",
                          (int(thinking), budget, system_prompt, conversation_id))

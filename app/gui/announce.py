@@ -7,6 +7,7 @@ QAccessibleAnnouncementEvent (Qt 6.8+), which screen readers speak without movin
 
 from __future__ import annotations
 
+from app.gui.elided_label import ElidedLabel
 from app.gui.qt import (
     QAccessible,
     QAccessibleAnnouncementEvent,
@@ -25,7 +26,7 @@ ENDINGS = {FinishReason.CANCELLED: "Answer stopped.", FinishReason.LENGTH: "Answ
 class Announcer(QObject):
     def __init__(self, events: SignalInstance, deleted: SignalInstance, bar: QStatusBar) -> None:
         super().__init__(bar)
-        self.live = QLabel("", bar)
+        self.live: QLabel = ElidedLabel("", bar)  # a long message must not widen the window
         self.live.setAccessibleDescription("What just happened")
         bar.addPermanentWidget(self.live)
         self._answering = False

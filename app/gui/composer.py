@@ -9,9 +9,15 @@ Signals:
     stopRequested()          Stop (the button or Esc)
     regenerateRequested()    a new answer to the last question
     cancelEditRequested()    leave editing an earlier question
+    editLastRequested()      Up in an empty message box: edit the last question
+
+Keyboard: Tab and Shift+Tab move the focus out of the message box (to Think, the budget, the preset,
+Send), as in every form; a literal tab, rarely wanted in a chat message, is Ctrl+Tab.
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 from app.gui.qt import (
     QAccessible,
@@ -73,14 +79,26 @@ THINK_TIP = "Let the model reason before it answers"
 
 
 class MessageInput(QPlainTextEdit):
-    """Enter sends, Shift+Enter starts a new line."""
+    """Enter sends, Shift+Enter starts a new line; Tab moves the focus on, Ctrl+Tab types a tab; Up in
+    an empty box asks to edit the last question."""
 
     submitted = Signal()
+    editLastRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTabChangesFocus(True)
 
     def keyPressEvent(self, event) -> None:  # type: ignore[no-untyped-def]
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
-                event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+        key, mods = event.key(), event.modifiers()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not mods & Qt.KeyboardModifier.ShiftModifier:
             self.submitted.emit()
+            return
+        if key == Qt.Key.Key_Tab and mods & Qt.KeyboardModifier.ControlModifier:
+            self.insertPlainText("\t")
+            return
+        if key == Qt.Key.Key_Up and not mods and not self.toPlainText():
+            self.editLastRequested.emit()
             return
         super().keyPressEvent(event)
 
@@ -90,6 +108,7 @@ class Composer(QWidget):
     stopRequested = Signal()
     regenerateRequested = Signal()
     cancelEditRequested = Signal()
+    editLastRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -108,12 +127,17 @@ class Composer(QWidget):
         self.budget = QSlider(Qt.Orientation.Horizontal, self)
         self.budget.setRange(0, len(self.steps) - 1)
         self.budget.setAccessibleName("Reasoning budget")
+        self.budget.setMinimumWidth(96)  # never a nub that reads as a checkbox
         self.budget.setMaximumWidth(220)
         self.budget_caption = QLabel("&Budget:", self)
         self.budget_caption.setBuddy(self.budget)
         self.budget_label = QLabel(self)
         self.preset = QComboBox(self)
         self.preset.setAccessibleName("Sampling preset")
+        # As wide as a short name, not the longest one (the list shows them whole): a model's own,
+        # longer preset must not widen the window.
+        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset.setMinimumContentsLength(10)
         self.presets: list[Preset] = list(PRESETS)
         for name, _, _ in self.presets:
             self.preset.addItem(name)
@@ -141,24 +165,10 @@ class Composer(QWidget):
         self.stop = QPushButton("Stop", self)
         self.stop.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         self.stop.setToolTip("Stop the answer (Esc)")
-        row = QHBoxLayout()
-        controls: tuple[QWidget, ...] = (self.think, self.budget_caption, self.budget, self.budget_label,
-                                         self.preset, self.temperature_label, self.temperature,
-                                         self.top_p_label, self.top_p)
-        for control in controls:
-            row.addWidget(control)
-        row.addStretch(1)
-        for button in (self.regenerate, self.stop, self.send):
-            row.addWidget(button)
-        edit_row = QHBoxLayout()
-        edit_row.addWidget(self.editing)
-        edit_row.addWidget(self.cancel_edit)
-        edit_row.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.addLayout(edit_row)
-        layout.addWidget(self.input)
-        layout.addLayout(row)
+        self._layout()
         self.input.submitted.connect(self._send)
+        self.input.editLastRequested.connect(self.editLastRequested)
+        self._tab_order()
         self.send.clicked.connect(self._send)
         self.stop.clicked.connect(self.stopRequested)
         self.budget.valueChanged.connect(self._show_budget)
@@ -170,6 +180,39 @@ class Composer(QWidget):
         self._show_preset()
         self.show_editing(False)
         self.set_busy(False)
+
+    def _layout(self) -> None:
+        """The buttons beside the message box, the reasoning and sampling controls under it, and the
+        custom temperature and top-p on a row of their own: narrow enough for half a laptop screen."""
+        buttons = QVBoxLayout()
+        for button in (self.send, self.stop, self.regenerate):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        message = QHBoxLayout()
+        message.addWidget(self.input, 1)
+        message.addLayout(buttons)
+        rows = []
+        for widgets in ((self.think, self.budget_caption, self.budget, self.budget_label, self.preset),
+                        (self.temperature_label, self.temperature, self.top_p_label, self.top_p),
+                        (self.editing, self.cancel_edit)):
+            row = QHBoxLayout()
+            for widget in widgets:
+                row.addWidget(widget)
+            row.addStretch(1)
+            rows.append(row)
+        self.editing.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addLayout(rows[2])
+        layout.addLayout(message)
+        layout.addLayout(rows[0])
+        layout.addLayout(rows[1])
+
+    def _tab_order(self) -> None:
+        """From the message box: Think, the budget, the sampling, then Send, Stop, Regenerate."""
+        chain = (self.input, self.think, self.budget, self.preset, self.temperature, self.top_p, self.send,
+                 self.stop, self.regenerate, self.cancel_edit)
+        for first, second in pairwise(chain):
+            QWidget.setTabOrder(first, second)
 
     # -- the loaded model ------------------------------------------------------------------------
 
@@ -290,6 +333,8 @@ class Composer(QWidget):
         text = "no limit" if tokens is None else f"{tokens} tokens"
         self.budget_label.setText(text)
         largest = self.steps[-1]
+        metrics = self.budget_label.fontMetrics()  # as wide as its widest text: the slider never jumps
+        self.budget_label.setMinimumWidth(max(metrics.horizontalAdvance(t) for t in ("no limit", f"{largest} tokens")))
         span = f"64 to {largest} tokens, or no limit" if largest is not None else "no limit"
         tip = (f"Reasoning budget: {text} ({span}). The context holds {self.context} tokens; an answer, "
                f"reasoning included, may use up to {self.max_tokens}.")

@@ -21,6 +21,7 @@ from app.gui.qt import (
     QLineEdit,
     QPushButton,
     QSettings,
+    QVBoxLayout,
     QWidget,
 )
 from engine.api import RemoteSpec, secret_name
@@ -64,16 +65,26 @@ class ConnectDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
 
     def _layout(self) -> None:
-        form = QFormLayout(self)
-        form.addRow("Server URL", self.url)
-        form.addRow("API key", self.key)
+        """The fields in a form; the message under them in a plain column, where a wrapped label gets
+        the height of all its lines (a spanning QFormLayout row gave it one, drawn over the row above)."""
+        form = QFormLayout()
+        form.addRow("Server &URL", self.url)
+        form.addRow("API &key", self.key)
         form.addRow(self.remember)
         row = QHBoxLayout()
         row.addWidget(self.test)
         row.addWidget(self.models, 1)
-        form.addRow(row)
-        form.addRow(self.message)
-        form.addRow(self.buttons)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(row)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+        layout.addWidget(self.buttons)
+
+    def say(self, text: str) -> None:
+        """Show `text` under the fields, all its lines: the dialog grows to fit them."""
+        self.message.setText(text)
+        self.message.setMinimumHeight(self.message.heightForWidth(max(self.message.width(), 1)))
 
     def _fill_saved_key(self) -> None:
         try:
@@ -91,11 +102,11 @@ class ConnectDialog(QDialog):
         try:
             spec = self.spec()
         except InvalidRequest as exc:
-            self.message.setText(str(exc))
+            self.say(str(exc))
             return
         self.test.setEnabled(False)
         self._ok.setEnabled(False)
-        self.message.setText(f"Asking {spec.base_url} for its models…")
+        self.say(f"Asking {spec.base_url} for its models…")
         self.handoff.run(lambda: list_models(spec), self._on_listed, "connect-test")
 
     def _on_listed(self, result: object) -> None:
@@ -103,7 +114,7 @@ class ConnectDialog(QDialog):
         self.models.clear()
         if isinstance(result, EngineError):
             self.models.setEnabled(False)
-            self.message.setText(str(result))
+            self.say(str(result))
             return
         if isinstance(result, Exception):
             self.models.setEnabled(False)
@@ -114,7 +125,7 @@ class ConnectDialog(QDialog):
             self.models.setCurrentText(self._saved_model)
         self.models.setEnabled(bool(names))
         self._ok.setEnabled(bool(names))
-        self.message.setText(f"The server offers {len(names)} model{'s' if len(names) != 1 else ''}; pick one."
+        self.say(f"The server offers {len(names)} model{'s' if len(names) != 1 else ''}; pick one."
                              if names else "The server lists no models: has it finished loading?")
 
     def accept(self) -> None:

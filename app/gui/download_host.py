@@ -40,9 +40,9 @@ class Downloads(QObject):
         self.wizard: DownloadWizard | None = None
 
     def add_actions(self, menu: QMenu) -> None:
-        get = QAction("Download a model…", menu)
+        get = QAction("&Download a model…", menu)
         get.triggered.connect(self.open_download_wizard)
-        library = QAction("Model library…", menu)
+        library = QAction("Model &library…", menu)
         library.triggered.connect(self.open_library)
         menu.addAction(get)
         menu.addAction(library)

@@ -8,6 +8,7 @@ window is already usable, with progress in the status line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from app.controller import ConversationController, Shown, TurnSettings
@@ -18,6 +19,7 @@ from app.gui.bridge import EngineBridge
 from app.gui.chat_view import ChatView, empty_hint
 from app.gui.composer import Composer
 from app.gui.download_host import Downloads
+from app.gui.elided_label import ElidedLabel
 from app.gui.handoff import Handoff
 from app.gui.load_dialog import LoadSettingsDialog, saved_spec
 from app.gui.markdown import MarkdownRenderer
@@ -28,6 +30,7 @@ from app.gui.qt import (
     QGuiApplication,
     QHBoxLayout,
     QInputDialog,
+    QKeySequence,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -40,6 +43,8 @@ from app.gui.qt import (
 )
 from app.gui.reasoning_menu import ReasoningMenu
 from app.gui.sidebar import Sidebar
+from app.gui.system_prompt import SystemPromptDialog
+from app.gui.undo_delete import DeletedChats
 from app.store import ChatStore
 from engine.api import EngineEvent, Error, GenerationRequest, LoadSpec, Message, ModelInfo, Usage
 
@@ -53,9 +58,9 @@ class MainWindow(QMainWindow):
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
         self.current: AssistantMessage | None = None  # the answer streaming now
         self._streamed: AssistantMessage | None = None  # the last answer streamed here (it may go on)
+        self._keep_scroll: int | None = None  # while a version switch redraws: the reading position
         self.model_path: str | None = None  # what was loaded last (None: the demo), for a reload
         self.model_text = ""
-        self._deleted_id: int | None = None
         self.sidebar = Sidebar(store, self)
         self.chat = ChatView(self)
         self.composer = Composer(self)
@@ -67,7 +72,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.sidebar)
         layout.addLayout(right, 1)
         self.setCentralWidget(central)
-        self.status = QLabel("No model loaded", self)
+        self.status: QLabel = ElidedLabel("No model loaded", self)  # full text in its tooltip and for a reader
         self.undo = QPushButton("Undo delete", self)
         self.undo.hide()
         self.api: ApiServer | None = None
@@ -81,6 +86,10 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.download_label)
         self.downloads = Downloads(self, self.download_label, self.load_model, bridge)
         self.controller = ConversationController(store, bridge, self)
+        self.deleted_chats = DeletedChats(store, self.controller.undelete, self)
+        if not store.read_only:
+            for conversation_id in store.deleted():  # left by a crash while Undo was offered
+                store.purge(conversation_id)
         self._menus()
         self.reasoning_menu = ReasoningMenu(self)  # Answer now (Ctrl+Shift+Enter), loop detection
         self.menuBar().addMenu(self.reasoning_menu)
@@ -99,12 +108,14 @@ class MainWindow(QMainWindow):
         self.composer.stopRequested.connect(self.bridge.stop)
         self.composer.regenerateRequested.connect(self.regenerate)
         self.composer.cancelEditRequested.connect(self.controller.cancel_edit)
+        self.composer.editLastRequested.connect(self.edit_last)
         self.composer.think.toggled.connect(self._save_settings)
         self.composer.budget.valueChanged.connect(self._save_settings)
         self.sidebar.conversationChosen.connect(self.open_conversation)
         self.sidebar.newRequested.connect(self.new_chat)
         self.sidebar.deleted.connect(self._offer_undo)
-        self.undo.clicked.connect(self._undo_delete)
+        self.undo.clicked.connect(self.undo_delete)
+        self.deleted_chats.changed.connect(self._show_undo)
         self.bridge.events.connect(self._on_events)
         self.bridge.loadProgress.connect(lambda stage, f: self.status.setText(f"{stage}…"))
         self.bridge.loaded.connect(self._on_loaded)
@@ -155,16 +166,33 @@ class MainWindow(QMainWindow):
     def _context(self) -> int | None:
         return self.bridge.model.n_ctx if self.bridge.model else None
 
+    def edit_last(self) -> None:
+        self.controller.edit_last()
+
+    def copy_last_answer(self) -> None:
+        text = self.controller.last_answer()
+        if text:
+            QGuiApplication.clipboard().setText(text)
+            self.announcer.say("Copied the last answer.")
+
     def switch_branch(self, message_id: int) -> None:
-        self.controller.switch_branch(message_id)
+        """Show another version (‹ ›) where the person is reading, not at the bottom."""
+        self._keep_scroll = self.chat.verticalScrollBar().value()
+        try:
+            self.controller.switch_branch(message_id)
+        finally:
+            self._keep_scroll = None
 
     def new_chat(self) -> None:
         if self.controller.new_chat():
+            self.sidebar.select(None)
             self.composer.input.setFocus()
 
     def open_conversation(self, conversation_id: int) -> None:
         if self.controller.busy or conversation_id == self.controller.conversation_id:
+            self.sidebar.select(self.controller.conversation_id)  # the highlight stays where the chat is
             return
+        self.sidebar.select(conversation_id)
         conv = self.store.get(conversation_id)
         self.composer.think.setChecked(conv.thinking)
         self.composer.set_budget(conv.budget)
@@ -185,21 +213,25 @@ class MainWindow(QMainWindow):
 
     def _offer_undo(self, conversation_id: int) -> None:
         self.controller.deleted(conversation_id)
-        self._deleted_id = conversation_id
-        self.undo.show()
-        QTimer.singleShot(10_000, self.undo.hide)
+        self.deleted_chats.push(conversation_id)
 
-    def _undo_delete(self) -> None:
-        if self._deleted_id is not None:
-            self.controller.undelete(self._deleted_id)
-            self._deleted_id = None
-        self.undo.hide()
+    def undo_delete(self) -> None:
+        """Bring back the newest deleted chat (the Undo button, Ctrl+Z); again: the one before."""
+        self.deleted_chats.undo()
+
+    def _show_undo(self) -> None:
+        titles = self.deleted_chats.titles
+        self.undo.setVisible(bool(titles))
+        self.undo_action.setEnabled(bool(titles))
+        if titles:
+            more = f" (+{len(titles) - 1} more, Ctrl+Z)" if len(titles) > 1 else ""
+            self.undo.setText(f"Undo delete{more}")
+            self.undo.setToolTip(f"Bring back “{titles[0]}” (Ctrl+Z)")
 
     def _edit_system_prompt(self) -> None:
-        text, ok = QInputDialog.getMultiLineText(self, "System prompt", "Instructions for this conversation:",
-                                                 self.controller.system_prompt())
-        if ok:
-            self.set_system_prompt(text)
+        dialog = SystemPromptDialog(self.controller.system_prompt(), self)
+        if dialog.exec():
+            self.set_system_prompt(dialog.text())
 
     def _export(self, kind: str) -> None:
         if self.controller.conversation_id is None:
@@ -223,7 +255,7 @@ class MainWindow(QMainWindow):
 
     def show_branch(self, messages: list[Shown]) -> None:
         """Show the conversation's current branch, with ‹ › where a message has versions."""
-        self.chat.clear()
+        self.chat.clear(keep=self._keep_scroll)
         self._streamed = None
         for shown in messages:
             m = shown.message
@@ -241,6 +273,7 @@ class MainWindow(QMainWindow):
     def question_added(self, question: Shown) -> None:
         self.chat.add(UserMessage(question.message.content))
         self._add_tools(question)
+        self.chat.follow_bottom()  # however far up the person was reading: their message comes into view
 
     def answer_started(self) -> None:
         self.current = AssistantMessage(self.renderer)
@@ -282,9 +315,8 @@ class MainWindow(QMainWindow):
             self.composer.input.setPlainText(text)
 
     def conversations_changed(self, current: int | None) -> None:
-        self.sidebar.model.refresh()
-        if current is not None:
-            self.sidebar.select(current)
+        self.sidebar.select(current)
+        self.sidebar.model.refresh()  # the highlight follows (Sidebar keeps it across resets)
 
     def editing_changed(self, text: str | None) -> None:
         if text is None:
@@ -304,41 +336,53 @@ class MainWindow(QMainWindow):
 
     # -- model -----------------------------------------------------------------------------------
 
+    def _action(self, text: str, slot: Callable[[], object],
+                shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None) -> QAction:
+        """A menu action with a mnemonic in `text`; its shortcut shows beside it in the menu."""
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        return action
+
     def _menus(self) -> None:
+        file = self.menuBar().addMenu("&File")
+        file.addAction(self._action("&New chat", self.new_chat, QKeySequence.StandardKey.New))
+        file.addAction(self._action("&Search chats", self.sidebar.search.setFocus, QKeySequence.StandardKey.Find))
+        file.addSeparator()
+        file.addAction(self._action("Export as &Markdown…", lambda: self._export("md")))
+        file.addAction(self._action("Export as &JSON…", lambda: self._export("json")))
+        file.addSeparator()
+        file.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
+        chat = self.menuBar().addMenu("&Conversation")
+        chat.addAction(self._action("&Regenerate answer", self.regenerate, "Ctrl+R"))
+        chat.addAction(self._action("&Edit last question", self.edit_last, "Ctrl+E"))
+        chat.addAction(self._action("&Copy last answer", self.copy_last_answer, "Ctrl+Shift+C"))
+        chat.addAction(self._action("S&top answer", self.bridge.stop, "Ctrl+."))
+        chat.addSeparator()
+        chat.addAction(self._action("System &prompt…", self._edit_system_prompt))
+        chat.addAction(self.sidebar.delete_action)
+        # Ctrl+Z in a text box is that box's undo (it takes the key first); elsewhere it brings a chat back.
+        self.undo_action = self._action("&Undo delete", self.undo_delete, QKeySequence.StandardKey.Undo)
+        self.undo_action.setEnabled(False)
+        chat.addAction(self.undo_action)
         menu = self.menuBar().addMenu("&Model")
-        open_action = QAction("Open GGUF file…", self)
-        open_action.triggered.connect(self._choose_model)
-        open_folder = QAction("Open Hugging Face folder…", self)
-        open_folder.triggered.connect(self._choose_folder)
-        demo = QAction("Use the demo model", self)
-        demo.triggered.connect(lambda: self.load_model(None))
-        remote = QAction("Connect to a server…", self)
-        remote.triggered.connect(self._connect_server)
-        stop = QAction("Stop answer", self)
-        stop.setShortcut("Ctrl+.")
-        stop.triggered.connect(self.bridge.stop)
-        search = QAction("Search chats", self)
-        search.setShortcut("Ctrl+F")
-        search.triggered.connect(self.sidebar.search.setFocus)
-        settings = QAction("Load settings…", self)
-        settings.triggered.connect(self._load_settings)
-        unload = QAction("Unload", self)
-        unload.triggered.connect(self.unload_model)
-        for action in (open_action, open_folder, demo, remote, settings, unload, stop, search):
+        for action in (self._action("&Open GGUF file…", self._choose_model),
+                       self._action("Open &Hugging Face folder…", self._choose_folder),
+                       self._action("Use the &demo model", lambda: self.load_model(None)),
+                       self._action("&Connect to a server…", self._connect_server),
+                       self._action("&Load settings…", self._load_settings),
+                       self._action("&Unload", self.unload_model)):
             menu.addAction(action)
         menu.addSeparator()
         self.downloads.add_actions(menu)
-        menu.addAction("Install the torch backend (CUDA PyTorch)…", self._install_torch)
+        menu.addAction(self._action("Install the &torch backend (CUDA PyTorch)…", self._install_torch))
         server = self.menuBar().addMenu("&Server")
-        self.serve_action = QAction("Serve the model on 127.0.0.1 (OpenAI API)", self)
+        self.serve_action = QAction("&Serve the model on 127.0.0.1 (OpenAI API)", self)
         self.serve_action.setCheckable(True)
         self.serve_action.toggled.connect(self.set_serving)
         server.addAction(self.serve_action)
-        server.addAction("Port…", self._choose_port)
-        chat = self.menuBar().addMenu("&Conversation")
-        chat.addAction("System prompt…", self._edit_system_prompt)
-        chat.addAction("Export as Markdown…", lambda: self._export("md"))
-        chat.addAction("Export as JSON…", lambda: self._export("json"))
+        server.addAction(self._action("&Port…", self._choose_port))
 
     def set_serving(self, on: bool) -> None:
         """Switch the local API on or off; it shares this window's engine. It starts in a thread (uvicorn
@@ -505,6 +549,8 @@ class MainWindow(QMainWindow):
         QSettings().setValue("window/geometry", self.saveGeometry())
         self.set_serving(False)
         self.downloads.close()
+        if not self.store.read_only:
+            self.deleted_chats.purge_all()
         self.bridge.shutdown()
         self.controller.close()
         super().closeEvent(event)

@@ -59,6 +59,10 @@ ENDED_BY = {ReasoningEndCause.BUDGET: " · ended by the budget",
             "length": " · cut at the length limit", "stopped": " · stopped"}
 
 
+#: The reasoning trace's tallest (it scrolls inside beyond that).
+BODY_MAX_HEIGHT = 260
+
+
 class AutoHeightBrowser(QTextBrowser):
     """A QTextBrowser as tall as its document, for stacking in a scrolling column."""
 
@@ -243,7 +247,11 @@ class ThinkingPane(QWidget):
         self.body = QPlainTextEdit(self)
         self.body.setReadOnly(True)
         self.body.setAccessibleName("Reasoning")
-        self.body.setMaximumHeight(260)
+        # As tall as its text up to 260 px, and fixed there: in the chat's column, which shrinks what
+        # can shrink once the answer outgrows the window, an expanding pane lost height as text streamed.
+        self.body.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.body.document().documentLayout().documentSizeChanged.connect(self._fit_body)
+        self._fit_body()
         self.body.setStyleSheet("QPlainTextEdit { color: palette(placeholder-text); }")
         self.answer_now = QPushButton("Answer now", self)
         self.answer_now.setToolTip(ANSWER_NOW_TIP)
@@ -281,6 +289,13 @@ class ThinkingPane(QWidget):
     @property
     def by_budget(self) -> bool:
         return self.ended_by == ReasoningEndCause.BUDGET
+
+    def _fit_body(self) -> None:
+        lines = max(2, int(self.body.document().size().height()))  # a plain-text layout counts lines
+        chrome = 2 * (self.body.frameWidth() + int(self.body.document().documentMargin()))
+        height = min(BODY_MAX_HEIGHT, lines * self.body.fontMetrics().lineSpacing() + chrome)
+        if height != self.body.height() or self.body.minimumHeight() != height:
+            self.body.setFixedHeight(height)
 
     def append(self, text: str, tokens: int = 0) -> None:
         """More reasoning; `tokens` is the engine's count so far (0: unknown, the count stays)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from app.store import ChatStore
 
 
@@ -53,6 +55,21 @@ def test_search_rename_delete_undo(tmp_path: Path) -> None:
     assert [c.id for c in store.conversations()] == [b]
     store.set_delete(a, False)
     assert {c.id for c in store.conversations()} == {a, b}
+
+
+def test_purge_removes_only_what_is_deleted(tmp_path: Path) -> None:
+    store = ChatStore(tmp_path / "c.sqlite3")
+    a, b = store.create("Bread"), store.create("Rockets")
+    store.add(a, "user", "How long does sourdough rise?")
+    store.add(b, "user", "How high?")
+    store.purge(b)  # not deleted: left alone
+    store.set_delete(a)
+    assert store.deleted() == [a]
+    store.purge(a)
+    assert store.deleted() == [] and [c.id for c in store.conversations()] == [b]
+    assert store.path(a) == [] and store.path(b)[0].content == "How high?"
+    with pytest.raises(KeyError):
+        store.get(a)
 
 
 def test_siblings_and_leaves_for_branch_switching(tmp_path: Path) -> None:
@@ -109,7 +126,6 @@ def test_streamed_text_is_appended_by_the_writer_thread_in_order(tmp_path: Path)
 
 
 def test_a_failed_write_on_the_writer_thread_is_raised_where_it_is_flushed(tmp_path: Path) -> None:
-    import pytest
 
     store = ChatStore(tmp_path / "f.sqlite3")
     writer = store.stream_writer()

@@ -1,10 +1,11 @@
 """Takes the review screenshots into docs/screenshots/ (run under Xvfb, or offscreen):
 
-    xvfb-run -a -s "-screen 0 1280x860x24" python -m tests.app.gui.screenshots [MODEL.gguf | --steering]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python -m tests.app.gui.screenshots [MODEL.gguf | --steering]
 
-Empty window; the thinking pane open while it streams; folded after the answer; the dark theme;
-a markdown answer from the demo model; steering the reasoning (the meter and Answer now while it
-streams, the loop warning, the offer when the thinking took all the room).
+At 1600x1000 and 900x600 (half a laptop screen), light and dark: the empty window; the thinking pane
+open while it streams; folded after the answer. Also a markdown answer from the demo model and the
+download and connect dialogs, and steering the reasoning (the meter and Answer now while it streams,
+the loop warning, the offer when the thinking took all the room; only these with --steering).
 Uses the tiny Nemotron fixture unless a model is given (its text is noise; the layout is real).
 """
 
@@ -58,13 +59,12 @@ def dark_palette() -> QPalette:
     return p
 
 
-def shoot(model: str, dark: bool, tag: str, app: QApplication) -> None:
-    if dark:
-        app.setStyle("Fusion")
-        app.setPalette(dark_palette())
+def shoot(model: str, dark: bool, tag: str, app: QApplication, size: tuple[int, int] = (1600, 1000)) -> None:
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette() if dark else app.style().standardPalette())
     store = ChatStore(Path(tempfile.mkdtemp()) / "shots.sqlite3")
     win = MainWindow(EngineBridge(), store, LoadSpec(model, LlamaLoadOptions(n_ctx=4096, n_threads=2)))
-    win.resize(1200, 800)
+    win.resize(*size)
     win.max_tokens = 400
     win.show()
     wait(app, lambda: win.bridge.model is not None and not win.bridge.busy)
@@ -178,8 +178,10 @@ def main() -> None:
     if "--steering" in sys.argv:  # only these three
         shoot_steering(model, app)
         return
-    shoot(model, False, "", app)
-    shoot(model, True, "dark-", app)
+    for width, height in ((1600, 1000), (900, 600)):
+        for dark in (False, True):
+            shoot(model, dark, f"{'dark-' if dark else ''}{width}x{height}-", app, (width, height))
+    app.setPalette(app.style().standardPalette())
     shoot_steering(model, app)
     shoot_demo(app)
     shoot_dialogs(app)

@@ -175,7 +175,8 @@ def test_hugging_face_folder_runs_on_torch_from_the_model_menu(qtbot, window: Ma
     dialog = LoadSettingsDialog(window)
     dialog.threads.setValue(1)  # torch's thread pool and llama.cpp's share 2 cores here
     dialog.accept()
-    assert any(a.text() == "Open Hugging Face folder…" for a in window.menuBar().actions()[0].menu().actions())
+    model_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Model")
+    assert any(a.text() == "Open &Hugging Face folder…" for a in model_menu.actions())
     window.load_model(str(tiny_nemotron.hf_dir))
     qtbot.waitUntil(lambda: window.bridge.model is not None and window.bridge.model.backend == "torch"
                     and not window.bridge.busy, timeout=120_000)
