@@ -88,7 +88,7 @@ def shoot_steering(model: str, app: QApplication) -> None:
 
     store = ChatStore(Path(tempfile.mkdtemp()) / "steering.sqlite3")
     win = MainWindow(EngineBridge(), store, LoadSpec(model, LlamaLoadOptions(n_ctx=4096, n_threads=2)))
-    win.resize(1200, 800)
+    win.resize(1600, 1000)
     win.show()
     wait(app, lambda: win.bridge.model is not None and not win.bridge.busy)
     win.max_tokens = 3000
@@ -113,8 +113,8 @@ def shoot_steering(model: str, app: QApplication) -> None:
     win.max_tokens = 40
     win.send("What makes the sky blue at noon?")
     wait(app, lambda: win.current is None and not win.bridge.busy)
-    win.composer.preset.setCurrentIndex(0)  # (the custom row would widen the window)
-    win.resize(1200, 800)
+    win.composer.preset.setCurrentIndex(0)  # the shot shows the usual composer
+    win.resize(1600, 1000)
     settle(app)
     win.grab().save(str(OUT / "thinking-took-all-the-room.png"))
     win.close()
