@@ -3,7 +3,9 @@
 It owns what a conversation does: the ChatStore, the conversation on screen and its branch, sending,
 streaming into the store (appending what is new, on a writer thread), regenerating (a new version
 beside the old one), editing a question (a new branch), stopping, rolling back a failed send, and
-exporting. It knows no Qt: it talks to the engine through `Engine` (the GUI's EngineBridge, or
+exporting; steering the reasoning (answer now, loop detection) and, when the thinking took all the
+room, answering from that thinking (the same turn, continued) or thinking longer (a new version with
+twice the room). It knows no Qt: it talks to the engine through `Engine` (the GUI's EngineBridge, or
 EngineJobs over an EngineClient) and tells the front end what changed through `ConversationView`.
 
 The engine's events come back through `on_events()`, called on the thread that owns the controller
@@ -13,13 +15,14 @@ The engine's events come back through `on_events()`, called on the thread that o
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from app.export import to_json, to_markdown
 from app.store import ChatStore, StoredMessage, StreamWriter
 from engine.api import (
+    MAX_BUDGET,
     ContentDelta,
     EngineEvent,
     Error,
@@ -28,6 +31,7 @@ from engine.api import (
     GenerationRequest,
     Message,
     ReasoningDelta,
+    ReasoningEndCause,
     ReasoningEnded,
     SamplingParams,
     Usage,
@@ -38,7 +42,8 @@ TRUNCATE_THINKING = "truncate_history_thinking"
 
 
 class Engine(Protocol):
-    """What the controller needs of the engine: start an answer, stop it, and whether one runs."""
+    """What the controller needs of the engine: start an answer, stop it, end its reasoning now, and
+    whether one runs."""
 
     @property
     def busy(self) -> bool: ...
@@ -46,6 +51,8 @@ class Engine(Protocol):
     def generate(self, request: GenerationRequest) -> bool: ...
 
     def stop(self) -> None: ...
+
+    def answer_now(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class ConversationView(Protocol):
     def show_branch(self, messages: list[Shown]) -> None: ...         # replace everything on screen
     def question_added(self, question: Shown) -> None: ...
     def answer_started(self) -> None: ...                             # nothing arrived yet: show that it waits
+    def answer_resumed(self) -> None: ...                             # the last answer on screen goes on
     def answer_events(self, events: list[EngineEvent]) -> None: ...  # one batch, in order
     def answer_ended(self, answer: Shown | None) -> None: ...         # None: it failed (its error was in the events)
     def question_returned(self, text: str) -> None: ...               # a failed question, back for the composer
@@ -79,6 +87,22 @@ class TurnSettings:
     #: Leave earlier turns' reasoning out of the prompt (the template's truncate_history_thinking);
     #: None: the loaded model's template has no such switch, so nothing is sent.
     drop_thinking: bool | None = None
+    loop_detection: str = "warn"  # off, warn or end (GenerationRequest.loop_detection)
+
+
+def took_all_the_room(reasoning: str, ended_by: str, finish: FinishReason | None, content: str) -> bool:
+    """Whether the thinking used the answer's room: the length limit came inside the reasoning, or the
+    room guard closed it and the answer is empty or was cut. `ended_by` is a ReasoningEndCause, ""
+    (still open) or "length"."""
+    if not reasoning:
+        return False
+    if finish is FinishReason.LENGTH and ended_by in ("", "length"):
+        return True
+    return ended_by == ReasoningEndCause.ANSWER_ROOM and (finish is FinishReason.LENGTH or not content.strip())
+
+
+#: The figures of an answer's thinking, kept when the answer is continued from it.
+THINKING_FIGURES = ("reasoning_tokens", "by_budget", "reasoning_ended_by", "thinking_s")
 
 
 @dataclass
@@ -93,10 +117,22 @@ class Answer:
     reasoning_pieces: int = 0
     reasoning_tokens: int | None = None
     by_budget: bool = False
+    ended_by: str = ""  # a ReasoningEndCause once the reasoning ended; "" while it runs (or never did)
     thinking_s: float | None = None
     usage: Usage | None = None
     finish: FinishReason | None = None
     error: Error | None = None
+    continued: StoredMessage | None = None  # answering from saved thinking: the answer as it was saved
+
+    @property
+    def reasoning_now(self) -> bool:
+        """The reasoning streams and has not ended (what answer now can end)."""
+        return bool(self.reasoning) and not self.ended_by and not self.content and not self.ended
+
+    @property
+    def took_all_the_room(self) -> bool:
+        ended_by = self.ended_by or ("length" if self.finish is FinishReason.LENGTH else "")
+        return took_all_the_room(self.reasoning, ended_by, self.finish, self.content)
 
     def take(self, event: EngineEvent) -> tuple[str, str]:
         """One event; returns the (content, reasoning) text it adds."""
@@ -107,6 +143,7 @@ class Answer:
             return "", event.text
         if isinstance(event, ReasoningEnded):
             self.reasoning_tokens, self.by_budget = event.reasoning_tokens, event.by_budget
+            self.ended_by = str(event.cause)
             self._thought()
         elif isinstance(event, ContentDelta):
             if self.reasoning:
@@ -134,7 +171,12 @@ class Answer:
         thinking_s = self.thinking_s if self.thinking_s is not None else (
             time.monotonic() - self.started if self.reasoning else 0.0)
         out: dict[str, object] = {"reasoning_tokens": tokens, "by_budget": self.by_budget,
-                                  "thinking_s": round(thinking_s, 2)}
+                                  "reasoning_ended_by": self.ended_by, "thinking_s": round(thinking_s, 2)}
+        if self.continued is not None:  # the thinking is the saved one; the answer's figures are new
+            out = {k: v for k, v in self.continued.figures.items() if k in THINKING_FIGURES}
+            out["answered_from_thinking"] = True
+        if self.finish is not None:
+            out["finish"] = str(self.finish)
         if self.usage is not None:
             out |= {"decode_tps": round(self.usage.decode_tokens_per_s, 2),
                     "ttft_s": round(self.usage.time_to_first_token_s, 3), "answer_tokens": self.usage.answer_tokens}
@@ -149,6 +191,8 @@ class ConversationController:
         self.conversation_id: int | None = None
         self.last_request: GenerationRequest | None = None
         self.answer: Answer | None = None
+        self.answered: Answer | None = None  # the last answer that ended (for its figures and settings)
+        self.answer_settings: TurnSettings | None = None  # what the last new answer was asked with
         self.edit_parent: int | None = None  # editing: the parent of the question being replaced (0: none)
         self._writer: StreamWriter | None = None
         self._view_stale = False  # a failed turn is still on screen: the next send shows the branch first
@@ -195,7 +239,8 @@ class ConversationController:
                                  reasoning_budget=settings.budget if settings.thinking else None,
                                  sampling=SamplingParams(temperature=settings.temperature, top_p=settings.top_p,
                                                          max_tokens=settings.max_tokens),
-                                 chat_template_kwargs=kwargs)
+                                 chat_template_kwargs=kwargs,
+                                 loop_detection=settings.loop_detection)
 
     def _position(self, message_id: int) -> int:
         """Where a message stands in history()."""
@@ -251,6 +296,7 @@ class ConversationController:
     def _answer(self, settings: TurnSettings, new_question: int | None) -> None:
         assert self.conversation_id is not None
         self.last_request = self.request(settings)
+        self.answer_settings = settings
         self.answer = Answer(self.store.add(self.conversation_id, "assistant", state="streaming"), new_question)
         self._writer = self._writer or self.store.stream_writer()
         self.view.answer_started()
@@ -260,6 +306,73 @@ class ConversationController:
 
     def stop(self) -> None:
         self.engine.stop()
+
+    # -- steering the reasoning ------------------------------------------------------------------
+
+    @property
+    def reasoning_now(self) -> bool:
+        """An answer is reasoning now (answer now can end it)."""
+        return self.answer is not None and self.answer.reasoning_now
+
+    def answer_now(self) -> bool:
+        """End the reasoning that streams now; the model answers from it (False: none streams)."""
+        return self.reasoning_now and self.engine.answer_now()
+
+    def room_answer(self) -> StoredMessage | None:
+        """The last answer on the branch, when its thinking took all the room (and nothing runs)."""
+        if self.busy or self.conversation_id is None or not self.writable:
+            return None
+        path = self.store.path(self.conversation_id)
+        if len(path) < 2 or path[-1].role != "assistant" or path[-1].state not in ("done", "cancelled"):
+            return None
+        last = path[-1]
+        finish = last.figures.get("finish")
+        return last if took_all_the_room(last.reasoning, str(last.figures.get("reasoning_ended_by", "")),
+                                         FinishReason(finish) if finish else None, last.content) else None
+
+    def answer_from_thinking(self, settings: TurnSettings) -> bool:
+        """The thinking took all the room: continue the same answer after that thinking, closed, with a
+        fresh allowance of max tokens for the answer alone."""
+        last = self.room_answer()
+        if last is None:
+            return False
+        system = self.system_prompt()
+        messages = ([Message("system", system)] if system else []) + self.history()
+        self.last_request = GenerationRequest(
+            tuple(messages), thinking=settings.thinking, continue_final_message=True,
+            sampling=SamplingParams(temperature=settings.temperature, top_p=settings.top_p,
+                                    max_tokens=settings.max_tokens),
+            loop_detection=settings.loop_detection)
+        self.answer = Answer(last.id, None, content=last.content, reasoning=last.reasoning, continued=last,
+                             ended_by=str(last.figures.get("reasoning_ended_by", "")) or "length", thinking_s=0.0)
+        self.store.update(last.id, state="streaming")
+        self._writer = self._writer or self.store.stream_writer()
+        self.view.answer_resumed()
+        if not self.engine.generate(self.last_request):
+            self.on_events([Error("The engine is busy with another job.", "Wait for it to finish, or stop it.",
+                                  "busy")])
+        return True
+
+    def think_longer_settings(self, settings: TurnSettings, context: int | None = None) -> TurnSettings | None:
+        """Settings with twice the room (max tokens, and the budget where there was one) for the answer
+        whose thinking took all of it; None when there is nothing to gain (the context is full)."""
+        if self.room_answer() is None:
+            return None
+        base = self.answer_settings or settings
+        max_tokens = 2 * base.max_tokens
+        usage = self.answered.usage if self.answered is not None else None
+        if context:
+            prompt = usage.prompt_tokens if usage is not None else 0
+            max_tokens = min(max_tokens, context - prompt)
+            if max_tokens <= base.max_tokens:
+                return None
+        budget = None if base.budget is None else min(2 * base.budget, MAX_BUDGET)
+        return replace(settings, budget=budget, max_tokens=max_tokens)
+
+    def think_longer(self, settings: TurnSettings, context: int | None = None) -> bool:
+        """Regenerate the answer whose thinking took all the room with twice the room: a new version."""
+        longer = self.think_longer_settings(settings, context)
+        return longer is not None and self.regenerate(longer)
 
     def on_events(self, events: list[EngineEvent]) -> None:
         """A batch of the engine's events for the answer streaming now: shown, then saved (appended)."""
@@ -284,7 +397,13 @@ class ConversationController:
         if self._writer is not None:
             self._writer.flush()  # every appended piece is on disk before the final state
         self.answer = None
-        if answer.error is None:
+        self.answered = answer
+        if answer.error is not None and answer.continued is not None:  # the saved answer stays as it was
+            saved = answer.continued
+            self.store.update(answer.message_id, content=saved.content, state=saved.state, figures=saved.figures)
+            self._view_stale = True
+            self.view.answer_ended(None)
+        elif answer.error is None:
             state = "cancelled" if answer.finish is FinishReason.CANCELLED else "done"
             self.store.update(answer.message_id, content=answer.content.strip(), state=state,
                               figures=answer.figures())

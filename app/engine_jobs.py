@@ -41,6 +41,11 @@ class EngineJobs:
         if thread is not None:
             self.client.cancel(owner=thread.ident)
 
+    def answer_now(self) -> bool:
+        """End this owner's reasoning now: the model answers from what it thought (False: none runs)."""
+        thread = self._thread
+        return thread is not None and self.client.answer_now(owner=thread.ident)
+
     def start(self, job: Callable[[], Iterator[EngineEvent]]) -> bool:
         if self._thread is not None:
             return False

@@ -74,6 +74,10 @@ class EngineBridge(QObject):
         """Stop this window's answer now (a second call kills the engine process)."""
         self._jobs.stop()
 
+    def answer_now(self) -> bool:
+        """End this window's reasoning now; the model answers (False: no answer is running)."""
+        return self._jobs.answer_now()
+
     def shutdown(self) -> None:
         self._frame.stop()
         self._jobs.shutdown()

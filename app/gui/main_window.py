@@ -42,6 +42,7 @@ from app.gui.qt import (
     QVBoxLayout,
     QWidget,
 )
+from app.gui.reasoning_menu import ReasoningMenu
 from app.gui.sidebar import Sidebar
 from app.gui.system_prompt import SystemPromptDialog
 from app.gui.undo_delete import DeletedChats
@@ -58,6 +59,7 @@ class MainWindow(QMainWindow):
         self.store = store
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
         self.current: AssistantMessage | None = None  # the answer streaming now
+        self._streamed: AssistantMessage | None = None  # the last answer streamed here (it may go on)
         self._keep_scroll: int | None = None  # while a version switch redraws: the reading position
         self.model_path: str | None = None  # what was loaded last (None: the demo), for a reload
         self.model_text = ""
@@ -93,6 +95,9 @@ class MainWindow(QMainWindow):
             for conversation_id in store.deleted():  # left by a crash while Undo was offered
                 store.purge(conversation_id)
         self._menus()
+        self.reasoning_menu = ReasoningMenu(self)  # Answer now (Ctrl+Shift+Enter), loop detection
+        self.menuBar().addMenu(self.reasoning_menu)
+        self.reasoning_menu.answerNowRequested.connect(self.answer_now)
         self._connect()
         self.announcer = Announcer(self.bridge.events, self.sidebar.deleted, self.statusBar())
         self._restore_geometry()
@@ -167,7 +172,7 @@ class MainWindow(QMainWindow):
         model = self.bridge.model
         drop = self.gauge.drop.isChecked() if model and TRUNCATE_THINKING in model.template_variables else None
         return TurnSettings(self.composer.think.isChecked(), self.composer.budget_tokens, temperature, top_p,
-                            self.max_tokens, drop)
+                            self.max_tokens, drop, loop_detection=self.reasoning_menu.loop_detection)
 
     def send(self, text: str) -> None:
         self.controller.send(text, self.settings())
@@ -178,6 +183,21 @@ class MainWindow(QMainWindow):
 
     def edit(self, message_id: int) -> None:
         self.controller.edit(message_id)
+
+    def answer_now(self) -> None:
+        """End the thinking that streams now; the model answers from it."""
+        if not self.controller.answer_now() and self.current is not None:
+            self.current.thinking.answer_now_refused()
+
+    def answer_from_thinking(self) -> None:
+        self.controller.answer_from_thinking(self.settings())
+
+    def think_longer(self) -> None:
+        self.controller.think_longer(self.settings(), self._context)
+
+    @property
+    def _context(self) -> int | None:
+        return self.bridge.model.n_ctx if self.bridge.model else None
 
     def edit_last(self) -> None:
         self.controller.edit_last()
@@ -220,6 +240,7 @@ class MainWindow(QMainWindow):
 
     def _on_events(self, events: list[EngineEvent]) -> None:
         self.controller.on_events(events)
+        self.reasoning_menu.answer_now.setEnabled(self.controller.reasoning_now)
         for event in events:
             if isinstance(event, Usage):
                 self._show_status(event)
@@ -272,6 +293,7 @@ class MainWindow(QMainWindow):
     def show_branch(self, messages: list[Shown]) -> None:
         """Show the conversation's current branch, with ‹ › where a message has versions."""
         self.chat.clear(keep=self._keep_scroll)
+        self._streamed = None
         for shown in messages:
             m = shown.message
             if m.role == "user":
@@ -280,7 +302,10 @@ class MainWindow(QMainWindow):
                 widget = AssistantMessage(self.renderer)
                 self.chat.add(widget)
                 widget.restore(m.reasoning, m.content, m.state, m.figures)
+                self._streamed = self._steer(widget)
             self._add_tools(shown)
+        if self._streamed is not None and self.controller.room_answer() is not None:  # saved: offer it again
+            self._offer_room(self._streamed)
 
     def question_added(self, question: Shown) -> None:
         self.chat.add(UserMessage(question.message.content))
@@ -292,13 +317,34 @@ class MainWindow(QMainWindow):
         self.current = AssistantMessage(self.renderer)
         self.current.show_waiting()
         self.chat.add(self.current)
+        self._streamed = self._steer(self.current)
+
+    def _steer(self, answer: AssistantMessage) -> AssistantMessage:
+        answer.answerNowRequested.connect(self.answer_now)
+        answer.stopRequested.connect(self.bridge.stop)
+        answer.answerFromThinkingRequested.connect(self.answer_from_thinking)
+        answer.thinkLongerRequested.connect(self.think_longer)
+        return answer
+
+    def _offer_room(self, answer: AssistantMessage) -> None:
+        longer = self.controller.think_longer_settings(self.settings(), self._context)
+        answer.offer_room(longer is not None, "The thinking already had the whole context: load the model "
+                          "with a larger context (Model ▸ Load settings…) to think longer.")
+
+    def answer_resumed(self) -> None:
+        """The last answer goes on after its thinking (it is the one that offered it)."""
+        self.current = self._streamed
+        if self.current is not None:
+            self.current.resume()
 
     def answer_events(self, events: list[EngineEvent]) -> None:
         if self.current is not None:
             self.current.apply(events)
 
     def answer_ended(self, answer: Shown | None) -> None:
-        if answer is not None:
+        if answer is not None and self.current is not None and self.current.took_all_the_room:
+            self._offer_room(self.current)
+        if answer is not None and not answer.message.figures.get("answered_from_thinking"):
             self._add_tools(answer)
         self.current = None
 

@@ -2,6 +2,9 @@
 
 ThinkingPane streams the reasoning as plain text appended at the end (no re-layout of what is there),
 shows time and tokens live, and folds to one line when the answer starts unless the person opened it.
+While it streams it has "Answer now", the budget meter and, when the engine suspects a loop, a warning
+(app/gui/steering.py). An answer whose thinking took all its room offers to answer from that thinking
+or to think longer.
 AnswerView renders markdown incrementally (the final blocks once, the open tail each frame) and
 owns its code blocks, for their Copy links.
 """
@@ -10,14 +13,17 @@ from __future__ import annotations
 
 import time
 
+from app.controller import took_all_the_room
 from app.gui.markdown import MarkdownRenderer, MarkdownStream
 from app.gui.qt import (
     QDesktopServices,
     QFrame,
     QGuiApplication,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QPlainTextEdit,
+    QPushButton,
     QSizePolicy,
     Qt,
     QTextBrowser,
@@ -28,23 +34,28 @@ from app.gui.qt import (
     QUrl,
     QVBoxLayout,
     QWidget,
+    Signal,
 )
 from app.gui.rich_text import end_position, replace_from
+from app.gui.steering import ANSWER_NOW_TIP, BudgetMeter, LoopBanner, RoomOffer
 from engine.api import (
     ContentDelta,
     EngineEvent,
     Error,
     Finished,
     FinishReason,
+    LoopSuspected,
     ReasoningDelta,
     ReasoningEndCause,
     ReasoningEnded,
+    ReasoningProgress,
     Usage,
 )
 
 #: What the folded header adds for what ended the reasoning (nothing when the model closed it).
 ENDED_BY = {ReasoningEndCause.BUDGET: " · ended by the budget",
             ReasoningEndCause.ANSWER_ROOM: " · ended to leave room for the answer (the context or max tokens)",
+            ReasoningEndCause.USER: " · ended by you", ReasoningEndCause.LOOP: " · ended by the loop detector",
             "length": " · cut at the length limit", "stopped": " · stopped"}
 
 
@@ -111,6 +122,7 @@ class AnswerView(AutoHeightBrowser):
         self.setAccessibleName("Answer")
         self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long URLs and code tokens too
         self.document().setUndoRedoEnabled(False)  # streamed edits would pile up in the undo stack
+        self._renderer = renderer
         self._stream = MarkdownStream(renderer)
         self.text = ""
         self._tail_start: int | None = None  # document position where the tail begins; None: no final blocks
@@ -141,6 +153,14 @@ class AnswerView(AutoHeightBrowser):
         self.text += text
         if text.strip():
             self.show()  # hidden while empty: no blank box under the thinking
+
+    def restart(self, text: str) -> None:
+        """Render `text` afresh (an answer continued from its saved text)."""
+        self._stream = MarkdownStream(self._renderer)
+        self.document().clear()
+        self.text, self._tail_start, self._copied = "", None, None
+        self.append(text)
+        self.refresh()
 
     def refresh(self) -> None:
         """Render what arrived since the last frame: new final blocks once, then the open tail."""
@@ -205,7 +225,16 @@ class AnswerView(AutoHeightBrowser):
 
 
 class ThinkingPane(QWidget):
-    """The reasoning of one answer: a header that folds, and the streamed trace."""
+    """The reasoning of one answer: a header that folds, and the streamed trace; while it streams,
+    Answer now, the budget meter and the loop warning.
+
+    Signals:
+        answerNowRequested()   Answer now (the button, or the loop warning's)
+        stopRequested()        Stop, from the loop warning
+    """
+
+    answerNowRequested = Signal()
+    stopRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -224,11 +253,26 @@ class ThinkingPane(QWidget):
         self.body.document().documentLayout().documentSizeChanged.connect(self._fit_body)
         self._fit_body()
         self.body.setStyleSheet("QPlainTextEdit { color: palette(placeholder-text); }")
+        self.answer_now = QPushButton("Answer now", self)
+        self.answer_now.setToolTip(ANSWER_NOW_TIP)
+        self.answer_now.setAccessibleDescription(ANSWER_NOW_TIP)
+        self.meter = BudgetMeter(self)
+        self.loop_banner = LoopBanner(self)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.header)
+        top.addWidget(self.answer_now)
+        top.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.header, alignment=Qt.AlignmentFlag.AlignLeft)
+        layout.addLayout(top)
+        layout.addWidget(self.meter)
+        layout.addWidget(self.loop_banner)
         layout.addWidget(self.body)
         self.header.toggled.connect(self._on_toggled)
+        self.answer_now.clicked.connect(self.request_answer_now)
+        self.loop_banner.answerNowRequested.connect(self.request_answer_now)
+        self.loop_banner.stopRequested.connect(self.stopRequested)
         self.opened_by_person = False
         self._setting = False
         self.started = time.monotonic()
@@ -262,11 +306,36 @@ class ThinkingPane(QWidget):
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.insertText(text)
         self.tokens = max(self.tokens, tokens)
+        self.meter.follow(self.tokens)
         if at_bottom:
             bar.setValue(bar.maximum())
 
+    def request_answer_now(self) -> None:
+        """Ask for the answer now; the button waits for the engine to end the reasoning."""
+        if not self.done:
+            self.answer_now.setEnabled(False)
+            self.answer_now.setText("Answering…")
+            self.answerNowRequested.emit()
+
+    def answer_now_refused(self) -> None:
+        """Nothing was running to take it (the reasoning had just ended)."""
+        if not self.done:
+            self.answer_now.setEnabled(True)
+            self.answer_now.setText("Answer now")
+
+    def progress(self, event: ReasoningProgress) -> None:
+        self.meter.show_progress(event)
+        self.tokens = max(self.tokens, event.tokens)
+
+    def loop_suspected(self, event: LoopSuspected) -> None:
+        if event.action == "warn" and not self.done:
+            self.loop_banner.warn(event)
+
     def end(self, tokens: int, ended_by: str = "", elapsed: float | None = None) -> None:
         self.done, self.tokens, self.ended_by = True, tokens, ended_by
+        self.answer_now.hide()
+        self.loop_banner.hide()  # nothing left to steer; the header says what ended it
+        self.meter.setVisible(self.meter.phase is not None and self.header.isChecked())
         self.elapsed = time.monotonic() - self.started if elapsed is None else elapsed
         self._clock.stop()
         self.update_header()
@@ -300,23 +369,41 @@ class ThinkingPane(QWidget):
         if not self._setting:
             self.opened_by_person = checked
         self.body.setVisible(checked)
+        if self.done:  # the meter's last reading goes with the trace
+            self.meter.setVisible(checked and self.meter.phase is not None)
         self.update_header()
 
 
 class AssistantMessage(QWidget):
-    """One answer: thinking pane, answer, and a line of figures or an error."""
+    """One answer: thinking pane, answer, and a line of figures or an error.
+
+    Signals:
+        answerNowRequested(), stopRequested()    from the thinking pane, while it streams
+        answerFromThinkingRequested()             the thinking took all the room: answer from it
+        thinkLongerRequested()                    ... or write a new answer with more room
+    """
+
+    answerNowRequested = Signal()
+    stopRequested = Signal()
+    answerFromThinkingRequested = Signal()
+    thinkLongerRequested = Signal()
 
     def __init__(self, renderer: MarkdownRenderer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.thinking = ThinkingPane(self)
         self.answer = AnswerView(renderer, self)
+        self.room_offer = RoomOffer(self)
         self.footer = QLabel(self)
         self.footer.setStyleSheet("color: palette(placeholder-text);")
         self.footer.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 4)
-        for widget in (self.thinking, self.answer, self.footer):
+        for widget in (self.thinking, self.answer, self.room_offer, self.footer):
             layout.addWidget(widget)
+        self.thinking.answerNowRequested.connect(self.answerNowRequested)
+        self.thinking.stopRequested.connect(self.stopRequested)
+        self.room_offer.answerFromThinkingRequested.connect(self.answerFromThinkingRequested)
+        self.room_offer.thinkLongerRequested.connect(self.thinkLongerRequested)
         self.reasoning = ""
         self.finish: FinishReason | None = None
         self.usage: Usage | None = None
@@ -338,6 +425,10 @@ class AssistantMessage(QWidget):
             if isinstance(event, ReasoningDelta):
                 self.reasoning += event.text
                 self.thinking.append(event.text, event.reasoning_tokens)
+            elif isinstance(event, ReasoningProgress):
+                self.thinking.progress(event)
+            elif isinstance(event, LoopSuspected):
+                self.thinking.loop_suspected(event)
             elif isinstance(event, ReasoningEnded):
                 self.thinking.end(event.reasoning_tokens, event.cause)
             elif isinstance(event, ContentDelta):
@@ -385,6 +476,27 @@ class AssistantMessage(QWidget):
         if state in notes:
             parts.append(notes[state])
         self.footer.setText(" · ".join(parts))
+
+    def resume(self) -> None:
+        """The answer goes on after its thinking ("Answer from this thinking"): the offer goes, the
+        answer continues from its saved text."""
+        self.room_offer.hide()
+        self.finish = self.error = None
+        self.footer.setStyleSheet("color: palette(placeholder-text);")
+        self.answer.restart(self.answer.text.strip())
+        self.show_waiting()
+
+    def offer_room(self, can_think_longer: bool = True, why_not: str = "") -> None:
+        """The thinking took all the room: say so, and offer the two ways on."""
+        self.room_offer.think_longer.setEnabled(can_think_longer)
+        if not can_think_longer:
+            self.room_offer.think_longer.setToolTip(why_not)
+        self.room_offer.show()
+
+    @property
+    def took_all_the_room(self) -> bool:
+        return took_all_the_room(self.reasoning, "" if not self.thinking.done else str(self.thinking.ended_by),
+                                 self.finish, self.answer.text)
 
     def _finished(self) -> None:
         self.thinking.settle(self.finish)

@@ -42,6 +42,9 @@ class RecordingView:
     def answer_started(self) -> None:
         self.calls.append(("answer_started", None))
 
+    def answer_resumed(self) -> None:
+        self.calls.append(("answer_resumed", None))
+
     def answer_events(self, events: list[EngineEvent]) -> None:
         self.calls.append(("answer_events", len(events)))
 

@@ -1,10 +1,12 @@
 """Takes the review screenshots into docs/screenshots/ (run under Xvfb, or offscreen):
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python -m tests.app.gui.screenshots [MODEL.gguf]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python -m tests.app.gui.screenshots [MODEL.gguf | --steering]
 
 At 1600x1000 and 900x600 (half a laptop screen), light and dark: the empty window; the thinking pane
 open while it streams; folded after the answer. Also a markdown answer from the demo model and the
-download and connect dialogs; the context gauge after two turns.
+download and connect dialogs; the context gauge after two turns; steering the reasoning (the meter
+and Answer now while it streams, the loop warning, the offer when the thinking took all the room;
+only these with --steering).
 Uses the tiny Nemotron fixture unless a model is given (its text is noise; the layout is real).
 """
 
@@ -106,6 +108,45 @@ def shoot_gauge(model: str, app: QApplication) -> None:
     win.close()
 
 
+def shoot_steering(model: str, app: QApplication) -> None:
+    """The budget meter with Answer now, the loop warning (its event fed in: the tiny model does not
+    loop), and the offer under an answer whose thinking took all the room."""
+    from engine.api import LoopSuspected
+
+    store = ChatStore(Path(tempfile.mkdtemp()) / "steering.sqlite3")
+    win = MainWindow(EngineBridge(), store, LoadSpec(model, LlamaLoadOptions(n_ctx=4096, n_threads=2)))
+    win.resize(1600, 1000)
+    win.show()
+    wait(app, lambda: win.bridge.model is not None and not win.bridge.busy)
+    win.max_tokens = 3000
+    win.composer.set_budget(1024)
+    win.send("Why is the sky blue?")
+    wait(app, lambda: win.current is not None and win.current.thinking.tokens > 300)
+    settle(app)
+    win.grab().save(str(OUT / "reasoning-meter.png"))
+    win.bridge.stop()
+    wait(app, lambda: win.current is None and not win.bridge.busy)
+    win.composer.set_budget(None)
+    win.send("And why are sunsets red?")
+    wait(app, lambda: win.current is not None and win.current.thinking.tokens > 100)
+    win._on_events([LoopSuspected(400, "Let me check the scattering again: shorter wavelengths scatter more.",
+                                  0.78, "warn")])
+    settle(app)
+    win.grab().save(str(OUT / "loop-warning.png"))
+    win.bridge.stop()
+    wait(app, lambda: win.current is None and not win.bridge.busy)
+    win.composer.preset.setCurrentIndex(win.composer.preset.count() - 1)  # custom: greedy, the same every run
+    win.composer.temperature.setValue(0.0)
+    win.max_tokens = 40
+    win.send("What makes the sky blue at noon?")
+    wait(app, lambda: win.current is None and not win.bridge.busy)
+    win.composer.preset.setCurrentIndex(0)  # the shot shows the usual composer
+    win.resize(1600, 1000)
+    settle(app)
+    win.grab().save(str(OUT / "thinking-took-all-the-room.png"))
+    win.close()
+
+
 def shoot_demo(app: QApplication) -> None:
     """A real answer from the demo model (no reasoning: SmolLM2 does not think), for the markdown."""
     from engine.formats.demo import demo_model_path
@@ -153,7 +194,7 @@ def shoot_dialogs(app: QApplication) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
+    if len(sys.argv) > 1 and sys.argv[1] != "--steering":
         model = sys.argv[1]
     else:
         from tests.fixtures.tiny_nemotron import build_tiny_nemotron
@@ -161,11 +202,15 @@ def main() -> None:
         model = str(build_tiny_nemotron(Path(tempfile.mkdtemp())).gguf_path)
     app = QApplication.instance() or QApplication([])
     OUT.mkdir(parents=True, exist_ok=True)
+    if "--steering" in sys.argv:  # only these three
+        shoot_steering(model, app)
+        return
     for width, height in ((1600, 1000), (900, 600)):
         for dark in (False, True):
             shoot(model, dark, f"{'dark-' if dark else ''}{width}x{height}-", app, (width, height))
     app.setPalette(app.style().standardPalette())
     shoot_gauge(model, app)
+    shoot_steering(model, app)
     shoot_demo(app)
     shoot_dialogs(app)
     print(f"screenshots in {OUT}")
