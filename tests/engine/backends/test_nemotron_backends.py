@@ -210,7 +210,7 @@ def test_tool_call_in_reasoning_is_thinking_and_in_the_answer_is_a_call(nemotron
                lambda t: backend.tokenize(t, special=True))
     out: list = []  # type: ignore[type-arg]
     for token in backend.tokenize(text, special=True):
-        run.absorb(backend.token_bytes(token), out)
+        run.step(token, out)
     run.finish(out)
     reasoning = "".join(e.text for e in out if isinstance(e, ReasoningDelta))
     calls = [e.call for e in out if isinstance(e, ToolCallEvent)]
@@ -244,8 +244,8 @@ def test_utf8_split_across_tokens_streams_whole_characters(nemotron_session: Eng
     assert any(_not_utf8(p) for p in pieces), "the fixture's vocabulary should split some character"
     run = _Run(backend, LoopOptions(SamplingParams()), lambda t: backend.tokenize(t, special=True))
     out: list = []  # type: ignore[type-arg]
-    for piece in pieces:
-        run.absorb(piece, out)
+    for token in tokens:
+        assert run.step(token, out) == [token]
     run.finish(out)
     deltas = [e.text for e in out if isinstance(e, ContentDelta)]
     assert "".join(deltas) == text and all("\ufffd" not in d for d in deltas)
