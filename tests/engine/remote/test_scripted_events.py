@@ -112,3 +112,28 @@ def test_remote_gives_the_local_events(name: str, script_server: str, nemotron_s
         # The model card's method: up to the budget, through the grace to where the rule closed, and
         # the answer continued from the closing the engine wrote.
         assert len(_Script.prompts) == 3 and _Script.prompts[-1].endswith("</think>\n\n")
+
+
+def test_a_looping_trace_on_a_server_is_warned_of_and_ended(script_server: str,
+                                                            nemotron_session: EngineSession) -> None:
+    """Loop detection runs in the shared event builder, so a server's looping trace is caught as a
+    local one is: with "end", the stream is left, the closing is written into the text (cause loop)
+    and the answer is continued after it."""
+    from engine.api import ContentDelta, LoopSuspected, ReasoningEndCause, ReasoningEnded
+
+    backend = nemotron_session.backend
+    assert backend is not None
+    loop = "Wait, let me reconsider whether the light scatters.\n" * 60
+    _Script.case = Case(loop + "</think>\n\nNever reached.", after_close="Blue light scatters most.")
+    _Script.backend, _Script.prompts = backend, []
+    session = EngineSession()
+    list(session.load(LoadSpec(remote=RemoteSpec(script_server))))
+    events = list(session.generate(GenerationRequest(
+        (Message("user", "Why is the sky blue?"),), loop_detection="end", keep_answer_room=False,
+        sampling=SamplingParams(max_tokens=3000))))
+    (found,) = [e for e in events if isinstance(e, LoopSuspected)]
+    assert found.action == "end" and "reconsider" in found.repeated
+    (ended,) = [e for e in events if isinstance(e, ReasoningEnded)]
+    assert ended.cause is ReasoningEndCause.LOOP and not ended.by_budget
+    assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "Blue light scatters most."
+    assert _Script.prompts[-1].endswith("</think>\n\n")  # continued after the closing the engine wrote
