@@ -29,7 +29,7 @@ from app.gui.qt import (
     QVBoxLayout,
     QWidget,
 )
-from app.gui.rich_text import end_position, replace_from
+from app.gui.rich_text import end_position, replace_from, replace_parts
 from engine.api import (
     ContentDelta,
     EngineEvent,
@@ -145,10 +145,16 @@ class AnswerView(AutoHeightBrowser):
         if frame.rebuild:
             self._tail_start = None
             self._copied = None
-        if frame.final_html:
-            replace_from(document, self._tail_start, frame.final_html)
-            self._tail_start = end_position(document)
-        replace_from(document, self._tail_start, frame.tail_html)
+        final_html = frame.final_html
+        if self._tail_start is None:  # no final part yet: the document is set, not edited
+            if not final_html:
+                replace_from(document, None, frame.tail_html)
+                return
+            replace_from(document, None, final_html)
+            self._tail_start, final_html = end_position(document), ""
+        # The new final blocks and the tail in one edit: the document is laid out once for the frame.
+        parts = [final_html, frame.tail_html] if final_html else [frame.tail_html]
+        self._tail_start = replace_parts(document, self._tail_start, parts)
 
     def copy_code(self, index: int) -> None:
         """Copy one code block of this answer; its link says "Copied" for a moment, the status line too."""
