@@ -192,6 +192,11 @@ class MarkdownStream:
     def final_length(self) -> int:
         return self._final_len
 
+    @property
+    def final_code(self) -> int:
+        """How many of the code blocks are in the final part."""
+        return self._final_code
+
     def advance(self, text: str) -> Frame:
         r = self._renderer
         start = self._final_len

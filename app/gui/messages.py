@@ -36,7 +36,7 @@ from app.gui.qt import (
     QWidget,
     Signal,
 )
-from app.gui.rich_text import end_position, replace_from
+from app.gui.rich_text import end_position, replace_from, replace_parts
 from app.gui.steering import ANSWER_NOW_TIP, BudgetMeter, LoopBanner, RoomOffer
 from engine.api import (
     ContentDelta,
@@ -108,31 +108,77 @@ class UserMessage(AutoHeightBrowser):
         self.setPlainText(text)
 
 
-class AnswerView(AutoHeightBrowser):
+class BlocksView(AutoHeightBrowser):
+    """Rendered markdown blocks, edited incrementally: the final blocks are appended once, the open
+    tail after them is replaced each frame (both in one edit: the document is laid out once a frame)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long URLs and code tokens too
+        self.document().setUndoRedoEnabled(False)  # streamed edits would pile up in the undo stack
+        self._tail_start: int | None = None  # document position where the tail begins; None: no final blocks
+
+    @property
+    def tail_start(self) -> int:
+        """The document position where the open tail's blocks begin."""
+        return self._tail_start or 0
+
+    def show_blocks(self, final_html: str, tail_html: str, reset: bool = False) -> None:
+        """Append `final_html`'s blocks to the final ones (reset: they are all of them), then show
+        `tail_html` after them in place of the last tail."""
+        document = self.document()
+        if reset:
+            self._tail_start = None
+        if self._tail_start is None:  # no final part yet: the document is set, not edited
+            if not final_html:
+                replace_from(document, None, tail_html)
+                return
+            replace_from(document, None, final_html)
+            self._tail_start, final_html = end_position(document), ""
+        parts = [final_html, tail_html] if final_html else [tail_html]
+        self._tail_start = replace_parts(document, self._tail_start, parts)
+
+    def link_position_changed(self, start: int, delta: int) -> None:
+        """A link's text at `start` changed length by `delta`: the tail moved if it is after it."""
+        if self._tail_start is not None and start < self._tail_start:
+            self._tail_start += delta
+
+
+class AnswerView(BlocksView):
     """The answer, as markdown; links open in the browser, "Copy" copies its own code block.
 
-    The blocks that are final are rendered once; only the open last block is replaced each frame,
-    so every frame shows what rendering the whole text so far would (app/gui/markdown.py).
+    While the answer streams, it is shown in two views: this one holds the settled blocks, and
+    `tail` (below it, a small document) the blocks that became final since the last settling and
+    the open last block. A document shown in a view is laid out again after every change and that
+    costs more as it grows (~15 ms a frame at 200 kB): the frames edit only the small tail, and the
+    settled view changes once every SETTLE_CHARS of text (and at the end, when all of the answer
+    moves into it, as one document to select and copy from). Every frame, the two show what
+    rendering the whole text so far would (app/gui/markdown.py).
     """
 
     COPIED_MS = 1500  # how long a Copy link says "Copied"
+    SETTLE_CHARS = 8192  # final text the tail holds before it moves into the settled view
 
     def __init__(self, renderer: MarkdownRenderer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Answer")
-        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long URLs and code tokens too
-        self.document().setUndoRedoEnabled(False)  # streamed edits would pile up in the undo stack
         self._renderer = renderer
+        self.tail = BlocksView(parent)
+        self.tail.setAccessibleName("Answer, still streaming")
         self._stream = MarkdownStream(renderer)
         self.text = ""
-        self._tail_start: int | None = None  # document position where the tail begins; None: no final blocks
+        self._settled = 0  # characters of the text in this view (the rest is in the tail)
+        self._settled_code = 0  # code blocks among them
+        self._pending: list[str] = []  # final blocks in the tail, not yet settled
         self._copied: int | None = None  # the code block whose link says "Copied"
         self._copied_timer = QTimer(self)
         self._copied_timer.setSingleShot(True)
         self._copied_timer.setInterval(self.COPIED_MS)
         self._copied_timer.timeout.connect(self._restore_link)
         self.anchorClicked.connect(self._on_link)
+        self.tail.anchorClicked.connect(self._on_link)
         self.hide()
+        self.tail.hide()
 
     @property
     def code(self) -> list[str]:
@@ -145,34 +191,79 @@ class AnswerView(AutoHeightBrowser):
         return self._stream.final_length
 
     @property
-    def tail_start(self) -> int:
-        """The document position where the open tail's blocks begin."""
-        return self._tail_start or 0
+    def settled_length(self) -> int:
+        """How much of the text is in this view; the rest is in `tail`."""
+        return self._settled
+
+    @property
+    def settled_code(self) -> int:
+        """How many code blocks are in this view (the tail's Copy links count on from there)."""
+        return self._settled_code
 
     def append(self, text: str) -> None:
         self.text += text
-        if text.strip():
-            self.show()  # hidden while empty: no blank box under the thinking
 
     def restart(self, text: str) -> None:
         """Render `text` afresh (an answer continued from its saved text)."""
         self._stream = MarkdownStream(self._renderer)
-        self.document().clear()
-        self.text, self._tail_start, self._copied = "", None, None
+        self._settled = self._settled_code = 0
+        self._pending = []
+        self._copied = None
+        replace_from(self.document(), None, "")
+        self.tail.show_blocks("", "", reset=True)
+        self.text = ""
         self.append(text)
         self.refresh()
 
     def refresh(self) -> None:
         """Render what arrived since the last frame: new final blocks once, then the open tail."""
         frame = self._stream.advance(self.text)
-        document = self.document()
-        if frame.rebuild:
-            self._tail_start = None
+        reset = frame.rebuild
+        if reset:  # all final blocks again (a link definition arrived): nothing is settled any more
+            self._settled = self._settled_code = 0
+            self._pending = []
             self._copied = None
+            replace_from(self.document(), None, "")
         if frame.final_html:
-            replace_from(document, self._tail_start, frame.final_html)
-            self._tail_start = end_position(document)
-        replace_from(document, self._tail_start, frame.tail_html)
+            self._pending.append(frame.final_html)
+        if self._pending and self.final_length - self._settled >= self.SETTLE_CHARS:
+            self._settle("\n".join(self._pending), self.final_length, self._stream.final_code)
+            reset, final_html = True, ""
+        else:
+            final_html = frame.final_html
+        self.tail.show_blocks(final_html, frame.tail_html, reset)
+        self._show_views(bool(frame.tail_html or self._pending))
+
+    def finish(self) -> None:
+        """The answer is complete: all of it moves into this view, one document."""
+        frame = self._stream.advance(self.text)
+        if frame.rebuild:
+            self._settled = self._settled_code = 0
+            self._pending = []
+            self._copied = None
+            replace_from(self.document(), None, "")
+        if frame.final_html:
+            self._pending.append(frame.final_html)
+        rest = [html for html in (*self._pending, frame.tail_html) if html]
+        if rest:
+            self._settle("\n".join(rest), len(self.text), len(self.code))
+        self.tail.show_blocks("", "", reset=True)
+        self._show_views(False)
+
+    def _settle(self, html: str, length: int, code: int) -> None:
+        document = self.document()
+        if self._settled == 0:
+            replace_from(document, None, html)
+        else:
+            replace_parts(document, end_position(document), [html])
+        if self._copied is not None and self._copied >= self._settled_code:
+            self._copied = None  # its link was in the tail: it comes here as rendered, saying "Copy"
+        self._settled, self._settled_code, self._pending = length, code, []
+
+    def _show_views(self, tail: bool) -> None:
+        # Hidden while empty: no blank box under the thinking.
+        self.setVisible(self._settled > 0)
+        self.tail.setVisible(tail and bool(self.text[self._settled:].strip()))
 
     def copy_code(self, index: int) -> None:
         """Copy one code block of this answer; its link says "Copied" for a moment, the status line too."""
@@ -197,7 +288,9 @@ class AnswerView(AutoHeightBrowser):
     def _set_link_text(self, index: int, text: str) -> bool:
         """Change the text of block `index`'s Copy link, keeping its format; False if it is not shown."""
         href = f"copy:{index}"
-        block = self.document().begin()
+        view: BlocksView = self if index < self._settled_code else self.tail
+        document = view.document()
+        block = document.begin()
         while block.isValid():
             pieces = block.begin()
             while not pieces.atEnd():
@@ -205,12 +298,11 @@ class AnswerView(AutoHeightBrowser):
                 pieces += 1
                 if piece.isValid() and piece.charFormat().anchorHref() == href:
                     start, length = piece.position(), piece.length()  # (the fragment is stale after the edit)
-                    cursor = QTextCursor(self.document())
+                    cursor = QTextCursor(document)
                     cursor.setPosition(start)
                     cursor.setPosition(start + length, QTextCursor.MoveMode.KeepAnchor)
                     cursor.insertText(text, piece.charFormat())
-                    if self._tail_start is not None and start < self._tail_start:  # the final part got longer
-                        self._tail_start += len(text) - length
+                    view.link_position_changed(start, len(text) - length)
                     return True
             block = block.next()
         return False
@@ -398,7 +490,7 @@ class AssistantMessage(QWidget):
         self.footer.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 4)
-        for widget in (self.thinking, self.answer, self.room_offer, self.footer):
+        for widget in (self.thinking, self.answer, self.answer.tail, self.room_offer, self.footer):
             layout.addWidget(widget)
         self.thinking.answerNowRequested.connect(self.answerNowRequested)
         self.thinking.stopRequested.connect(self.stopRequested)
@@ -468,7 +560,7 @@ class AssistantMessage(QWidget):
             self.thinking.end(int(str(figures.get("reasoning_tokens", 0))), ended_by,
                               float(str(figures.get("thinking_s", 0.0))))
         self.answer.append(content)
-        self.answer.refresh()
+        self.answer.finish()
         self.thinking.settle()
         notes = {"interrupted": "Interrupted: the app stopped before this answer was finished.",
                  "cancelled": "stopped"}
@@ -499,6 +591,7 @@ class AssistantMessage(QWidget):
                                  self.finish, self.answer.text)
 
     def _finished(self) -> None:
+        self.answer.finish()
         self.thinking.settle(self.finish)
         if self.error is not None:
             self.footer.setStyleSheet("color: #c0392b;")

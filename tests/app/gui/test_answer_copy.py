@@ -9,7 +9,7 @@ import pytest
 
 from app.gui.bridge import EngineBridge
 from app.gui.main_window import MainWindow
-from app.gui.messages import AnswerView, AssistantMessage
+from app.gui.messages import AnswerView, AssistantMessage, BlocksView
 from app.gui.qt import QGuiApplication, Qt, QTextCursor
 from app.store import ChatStore
 from engine.api import ContentDelta, Finished, FinishReason
@@ -35,28 +35,39 @@ def stream_answer(win: MainWindow, text: str) -> AssistantMessage:
     return message
 
 
+def link_in(view: AnswerView, index: int) -> tuple[BlocksView, str] | None:
+    """The view (the settled blocks or the streaming tail) with the link to copy:<index>, and its text."""
+    for part in (view, view.tail):
+        block = part.document().begin()
+        while block.isValid():
+            pieces = block.begin()
+            while not pieces.atEnd():
+                piece = pieces.fragment()
+                pieces += 1
+                if piece.charFormat().anchorHref() == f"copy:{index}":
+                    return part, piece.text()
+            block = block.next()
+    return None
+
+
 def link_text(view: AnswerView, index: int) -> str:
     """The text of the link to copy:<index>."""
-    block = view.document().begin()
-    while block.isValid():
-        pieces = block.begin()
-        while not pieces.atEnd():
-            piece = pieces.fragment()
-            pieces += 1
-            if piece.charFormat().anchorHref() == f"copy:{index}":
-                return piece.text()
-        block = block.next()
-    raise AssertionError(f"no copy:{index} link")
+    found = link_in(view, index)
+    assert found is not None, f"no copy:{index} link"
+    return found[1]
 
 
 def click_link(qtbot, view: AnswerView, index: int) -> None:  # type: ignore[no-untyped-def]
     """A left click in the middle of the copy:<index> link, as a person clicks it."""
-    found = view.document().find(link_text(view, index))
+    found_in = link_in(view, index)
+    assert found_in is not None
+    part, text = found_in
+    found = part.document().find(text)
     while found.charFormat().anchorHref() != f"copy:{index}":
-        found = view.document().find(link_text(view, index), found)
-    cursor = QTextCursor(view.document())
+        found = part.document().find(text, found)
+    cursor = QTextCursor(part.document())
     cursor.setPosition(found.selectionStart() + 2)
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.cursorRect(cursor).center())
+    qtbot.mouseClick(part.viewport(), Qt.MouseButton.LeftButton, pos=part.cursorRect(cursor).center())
 
 
 def test_each_answer_copies_its_own_code(qtbot, bare_window: MainWindow) -> None:  # type: ignore[no-untyped-def]
@@ -88,8 +99,8 @@ def test_copied_feedback_in_the_final_part_keeps_the_streaming_tail_in_place(qtb
     message.answer.copy_code(0)
     assert link_text(message.answer, 0) == "Copied"
     message.apply([ContentDelta("growing.\n\n- and a list")])
-    plain = message.answer.document().toPlainText()
+    plain = message.answer.tail.document().toPlainText()
     assert plain.count("A paragraph still growing.") == 1 and plain.rstrip().endswith("and a list")
     qtbot.waitUntil(lambda: link_text(message.answer, 0) == "Copy", timeout=10_000)
     message.apply([ContentDelta(" item")])
-    assert message.answer.document().toPlainText().rstrip().endswith("and a list item")
+    assert message.answer.tail.document().toPlainText().rstrip().endswith("and a list item")

@@ -7,7 +7,7 @@ from app.gui.chat_view import READING_WIDTH, ChatView
 from app.gui.markdown import MarkdownRenderer
 from app.gui.messages import AnswerView, AssistantMessage, UserMessage
 from app.gui.qt import QTextCursor, QTextDocument
-from engine.api import ContentDelta
+from engine.api import ContentDelta, Finished, FinishReason
 
 LONG_LINE = "result = compute(" + ", ".join(f"argument_{i}" for i in range(40)) + ")"
 NO_SPACES = "x" * 400
@@ -23,7 +23,7 @@ def chat_with_answer(qtbot, width: int) -> tuple[ChatView, AssistantMessage]:  #
     view.add(UserMessage("Show me."))
     message = AssistantMessage(MarkdownRenderer())
     view.add(message)
-    message.apply([ContentDelta(ANSWER)])
+    message.apply([ContentDelta(ANSWER), Finished(FinishReason.STOP)])  # all of it in the answer's one view
     qtbot.waitUntil(lambda: message.answer.document().textWidth() == message.answer.viewport().width())
     return view, message
 
@@ -82,7 +82,7 @@ def test_a_quote_after_a_list_stands_apart_with_a_bar(qtbot) -> None:  # type: i
     text = "1. one\n2. two\n\n> The quote.\n"
     for i in range(len(text)):
         message.apply([ContentDelta(text[i])])
-    document = message.answer.document()
+    document = message.answer.tail.document()  # still streaming: the blocks are in the tail
     quote = document.find("The quote.").block()
     assert QTextCursor(quote).currentList() is None  # not the list item before it
     table = QTextCursor(quote).currentTable()

@@ -4,15 +4,16 @@ it equals the answer re-opened from the store. Real widgets (pytest-qt), real ma
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from app.gui.markdown import MarkdownRenderer
-from app.gui.messages import AssistantMessage
+from app.gui.messages import AnswerView, AssistantMessage, BlocksView
 from app.gui.qt import QTextDocument
 from app.gui.rich_text import replace_from
-from engine.api import ContentDelta
+from engine.api import ContentDelta, Finished, FinishReason
 
 CORPUS = {
     "numbered lists from 3, loose, nested": (
@@ -55,52 +56,67 @@ def pieces(text: str, seed: int) -> list[str]:
     return out
 
 
-def reference_html(renderer: MarkdownRenderer, text: str, like: QTextDocument, within: str | None = None) -> str:
+def reference_html(renderer: MarkdownRenderer, text: str, like: QTextDocument, within: str | None = None,
+                   code_from: int = 0) -> str:
     """The HTML of a document set from the whole text at once (`within`: as part of that longer text,
-    whose link reference definitions apply to it too)."""
+    whose link reference definitions apply to it too; `code_from`: the code blocks before it)."""
     env: dict[str, Any] = {}
     renderer.parse(text if within is None else within, env)
     document = QTextDocument()
     document.setDefaultFont(like.defaultFont())
-    document.setHtml(renderer.render(text, references=env.get("references")))
+    document.setHtml(renderer.render(text, code=[""] * code_from, references=env.get("references")))
     return document.toHtml()
 
 
-def final_part_html(message: AssistantMessage) -> str:
-    """The answer's document without its open tail (which the next refresh puts back)."""
-    document = message.answer.document()  # not a clone: QTextDocument.clone() drops a first rule's format
-    replace_from(document, message.answer.tail_start, "")
+def final_part_html(view: BlocksView, refresh: Callable[[], None]) -> str:
+    """The tail view's document without its open tail (which the next refresh puts back)."""
+    document = view.document()  # not a clone: QTextDocument.clone() drops a first rule's format
+    replace_from(document, view.tail_start, "")
     html = document.toHtml()
-    message.answer.refresh()
+    refresh()
     return html
 
 
+@pytest.mark.parametrize("settle", [AnswerView.SETTLE_CHARS, 12], ids=["settle-default", "settle-often"])
 @pytest.mark.parametrize("name", list(CORPUS))
-def test_streamed_answer_renders_like_the_whole_text_at_every_frame(qtbot, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_streamed_answer_renders_like_the_whole_text_at_every_frame(qtbot, name: str, settle: int) -> None:  # type: ignore[no-untyped-def]
+    """At every frame the settled view shows what the whole text up to its end renders, and the tail
+    view the rest (its final blocks alone too); at the end all of it is in the one settled view."""
     text = CORPUS[name]
     renderer = MarkdownRenderer()
     message = AssistantMessage(renderer)
     qtbot.addWidget(message)
     message.show()
-    document = message.answer.document()
+    answer = message.answer
+    answer.SETTLE_CHARS = settle  # type: ignore[misc]
+    document, tail = answer.document(), answer.tail.document()
     rng = random.Random(7)
     parts = pieces(text, seed=len(text))
-    so_far, i = "", 0
+    so_far, i, settled_seen = "", 0, 0
     while i < len(parts):
         batch = parts[i:i + rng.randint(1, 3)]  # one frame's worth of pieces
         i += len(batch)
         message.apply([ContentDelta(p) for p in batch])
         so_far += "".join(batch)
-        assert document.toHtml() == reference_html(renderer, so_far, document), f"frame at {len(so_far)} chars"
-        final = so_far[:message.answer.final_length]
-        if final:  # the completed blocks alone: what the whole text up to their end renders
-            assert final_part_html(message) == reference_html(renderer, final, document, within=so_far)
-    assert message.answer.final_length > 0  # the test exercised the incremental path
+        at = f"frame at {len(so_far)} chars"
+        settled, codes = so_far[:answer.settled_length], answer.settled_code
+        if settled:
+            settled_seen += 1
+            assert document.toHtml() == reference_html(renderer, settled, document, within=so_far), at
+        assert tail.toHtml() == reference_html(renderer, so_far[len(settled):], document, so_far, codes), at
+        final = so_far[len(settled):answer.final_length]
+        if final:  # the tail's completed blocks alone: what the whole text up to their end renders
+            assert final_part_html(answer.tail, answer.refresh) == reference_html(
+                renderer, final, document, within=so_far, code_from=codes), at
+    assert answer.final_length > 0  # the test exercised the incremental path
+    assert settled_seen > 0 or settle > len(text)  # and, settling often, the settled view
+    message.apply([Finished(FinishReason.STOP)])
+    assert answer.settled_length == len(text) and answer.tail.isHidden()
     reopened = AssistantMessage(renderer)
     qtbot.addWidget(reopened)
     reopened.restore("", text, "done", {})
     assert document.toHtml() == reopened.answer.document().toHtml()
-    assert message.answer.code == reopened.answer.code
+    assert answer.code == reopened.answer.code
 
 
 def test_a_definition_late_in_the_stream_links_the_text_before_it(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -108,9 +124,9 @@ def test_a_definition_late_in_the_stream_links_the_text_before_it(qtbot) -> None
     message = AssistantMessage(renderer)
     qtbot.addWidget(message)
     message.apply([ContentDelta("See [x].\n\nMore.\n\n")])
-    assert "href" not in message.answer.document().toHtml()
+    assert "href" not in message.answer.tail.document().toHtml()
     message.apply([ContentDelta("[x]: https://example.org\n")])
-    assert 'href="https://example.org"' in message.answer.document().toHtml()
+    assert 'href="https://example.org"' in message.answer.tail.document().toHtml()
 
 
 def test_each_frame_renders_only_the_open_block(qtbot) -> None:  # type: ignore[no-untyped-def]
