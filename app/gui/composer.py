@@ -31,6 +31,9 @@ from app.gui.qt import (
     QPlainTextEdit,
     QPushButton,
     QSlider,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     Qt,
     QTimer,
     QVBoxLayout,
@@ -40,6 +43,22 @@ from app.gui.qt import (
 from engine.api import ModelInfo
 
 Preset = tuple[str, float | None, float | None]
+
+
+class ElidingComboBox(QComboBox):
+    """A combo box as wide as a short name that shows a longer one cut with "…" (the list and the
+    tooltip show it whole), instead of clipping it mid-word."""
+
+    def paintEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        text_rect = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                                QStyle.SubControl.SC_ComboBoxEditField, self)
+        option.currentText = self.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideRight,
+                                                           text_rect.width())
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 #: Sampling presets from the model card: (name, temperature, top_p); None = the custom values.
 PRESETS: tuple[Preset, ...] = (
@@ -132,7 +151,8 @@ class Composer(QWidget):
         self.budget_caption = QLabel("&Budget:", self)
         self.budget_caption.setBuddy(self.budget)
         self.budget_label = QLabel(self)
-        self.preset = QComboBox(self)
+        self.preset = ElidingComboBox(self)
+        self.preset.currentTextChanged.connect(self.preset.setToolTip)
         self.preset.setAccessibleName("Sampling preset")
         # As wide as a short name, not the longest one (the list shows them whole): a model's own,
         # longer preset must not widen the window.

@@ -57,6 +57,8 @@ def dark_palette() -> QPalette:
                         (QPalette.ColorRole.ButtonText, "#dfe1e5"), (QPalette.ColorRole.Highlight, "#3574f0"),
                         (QPalette.ColorRole.PlaceholderText, "#8c8f94"), (QPalette.ColorRole.Link, "#589df6")):
         p.setColor(role, QColor(color))
+    for role in (QPalette.ColorRole.ButtonText, QPalette.ColorRole.Text, QPalette.ColorRole.WindowText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6f737a"))  # greyed controls read as greyed
     return p
 
 
@@ -66,17 +68,16 @@ def shoot(model: str, dark: bool, tag: str, app: QApplication, size: tuple[int, 
     store = ChatStore(Path(tempfile.mkdtemp()) / "shots.sqlite3")
     win = MainWindow(EngineBridge(), store, LoadSpec(model, LlamaLoadOptions(n_ctx=4096, n_threads=2)))
     win.resize(*size)
-    win.max_tokens = 400
+    win.max_tokens = 1500  # long enough to catch the thinking while it streams (the tiny model is fast)
     win.show()
     wait(app, lambda: win.bridge.model is not None and not win.bridge.busy)
     settle(app)
     win.grab().save(str(OUT / f"{tag}empty.png"))
-    win.composer.set_budget(128)
+    win.composer.set_budget(512)
     win.send("Why is the sky blue? Explain with a small table and a code sample.")
-    wait(app, lambda: win.current is not None and win.current.thinking.tokens > 60)
-    settle(app)
+    wait(app, lambda: win.current is not None and win.current.thinking.tokens > 200)
     win.grab().save(str(OUT / f"{tag}thinking-streaming.png"))
-    wait(app, lambda: win.current is None and not win.bridge.busy)
+    wait(app, lambda: win.current is None and not win.bridge.busy, 600)
     settle(app)
     win.grab().save(str(OUT / f"{tag}answer-folded.png"))
     win.close()
