@@ -571,7 +571,7 @@ class MainWindow(QMainWindow):
         self.read_only_label = QLabel(note, self)
         self.read_only_label.setWordWrap(True)
         self.read_only_label.setStyleSheet("color: #c0392b")
-        self.statusBar().insertPermanentWidget(0, self.read_only_label, 2)
+        self.statusBar().addWidget(self.read_only_label, 2)
         self.status.setText("Read-only")
 
     def _restore_geometry(self) -> None:

@@ -222,6 +222,6 @@ def test_the_hub_gone_on_next_is_a_connection_problem(qtbot, fresh: MainWindow) 
         wizard.endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
     page = wizard.currentPage()
     assert isinstance(page, VariantPage)
-    choose(wizard, "unsloth:Q4_K_M")
+    choose(qtbot, wizard, "unsloth:Q4_K_M")  # Next asks the Hub off the UI thread; the page waits for it
     assert wizard.currentId() == VARIANT
     assert "Check the connection" in page.problem.text() and "inside Nemotron Desk" not in page.problem.text()

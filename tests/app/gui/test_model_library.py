@@ -46,7 +46,7 @@ def test_the_library_lists_used_models_by_name_and_follows_its_load(  # type: ig
     gguf = str(tiny_nemotron.gguf_path)
     assert window.bridge.model is not None
     tiny_name = window.bridge.model.name
-    dialog = window.open_library()
+    dialog = window.downloads.open_library()
     listed = rows(dialog)
     assert [name for name, _ in listed] == [tiny_name]  # opened from a file, never imported: listed
     assert gguf not in listed[0][0] and gguf in listed[0][1]  # the name shows; the path is in the tooltip
@@ -59,7 +59,7 @@ def test_the_library_lists_used_models_by_name_and_follows_its_load(  # type: ig
     qtbot.waitUntil(lambda: not window.bridge.busy, timeout=60_000)
     assert dialog.message.text() == f"Loaded {tiny_name}."
     dialog.close()
-    again = window.open_library()  # a new start reads the same settings
+    again = window.downloads.open_library()  # a new start reads the same settings
     assert rows(again)[0][0] == tiny_name and len(rows(again)) == 2
     again.select(second)
     again.remove_selected(confirm=False)
@@ -71,7 +71,7 @@ def test_the_api_switch_follows_the_loaded_model(  # type: ignore[no-untyped-def
         qtbot, window: MainWindow, tiny_nemotron, tmp_path: Path) -> None:
     QSettings().setValue("server/port", free_port())
     window.serve_action.setChecked(True)
-    assert window.api is not None
+    qtbot.waitUntil(lambda: window.api is not None, timeout=30_000)  # the server starts off the UI thread
     first = httpx.get(f"{window.api.url}/models", timeout=10).json()["data"]
     assert first[0]["id"] == Path(window.bridge.model.path).stem  # type: ignore[union-attr]
     second = second_model(tiny_nemotron, tmp_path)
